@@ -1,0 +1,125 @@
+# w2s build. `make` builds the programs and the SQLite extension; `make test`
+# installs missing Debian packages (when root), builds and runs the suite;
+# `make asan` runs the suite under AddressSanitizer + UBSan with clang;
+# `make bench` measures speed; `make fuzz FUZZ_SECONDS=N` runs the fuzzers.
+
+BUILD    ?= build
+CC       ?= cc
+OPT      ?= -O2 -march=native
+WARN     := -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
+CFLAGS   += -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPT) $(WARN) $(SAN)
+PKGS     := sqlite3 openblas libarchive libzstd libxxhash jansson
+DEB_PKGS := libsqlite3-dev libopenblas-dev libarchive-dev libzstd-dev libxxhash-dev \
+            libjansson-dev libcmocka-dev pkg-config sqlite3
+# pkg-config module -> Debian package that provides it.
+deb_of_sqlite3 := libsqlite3-dev
+deb_of_openblas := libopenblas-dev
+deb_of_libarchive := libarchive-dev
+deb_of_libzstd := libzstd-dev
+deb_of_libxxhash := libxxhash-dev
+deb_of_jansson := libjansson-dev
+deb_of_cmocka := libcmocka-dev
+
+ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+  ifeq ($(shell command -v pkg-config),)
+    $(error pkg-config not found: apt-get install pkg-config)
+  endif
+  $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,\
+    $(error library $(p) not found: apt-get install $(deb_of_$(p)))))
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+CFLAGS     += $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen
+
+COMMON_SRC  := $(sort $(wildcard common/*.c))
+DISTILL_SRC := $(sort $(wildcard distill/*.c))
+TRAIN_SRC   := $(sort $(wildcard train/*.c))
+EXT_SRC     := $(sort $(wildcard common/ext/*.c))
+TEST_SRC    := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC   := $(sort $(wildcard tests/bench_*.c))
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+GEN_SRC  := $(BUILD)/gen/labels_schema.c
+LIB      := $(BUILD)/libw2s.a
+LIB_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
+PROGRAMS := $(BUILD)/distill $(BUILD)/train
+EXT      := $(if $(EXT_SRC),$(BUILD)/softlabel.so)
+
+.PHONY: all test asan bench fuzz deps clean
+all: $(PROGRAMS) $(EXT)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The schema is compiled into the library so a program needs no files beside it.
+$(BUILD)/gen/labels_schema.c: schemas/labels.sql
+	@mkdir -p $(dir $@)
+	{ echo '/* Generated from schemas/labels.sql by the Makefile. */'; \
+	  echo 'const char labels_schema_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo '    ;'; } > $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/distill: $(DISTILL_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/train: $(TRAIN_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/softlabel.so: $(EXT_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(CFLAGS) -shared $^ -lzstd -lxxhash -lm -o $@
+
+# Test and bench programs may share helpers in tests/support_*.c.
+SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard tests/support_*.c)))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
+
+deps:
+	@tests/deps.sh $(DEB_PKGS) $(EXTRA_DEB_PKGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TESTS)
+	@BUILD=$(BUILD) tests/run.sh $(TESTS)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan CC=clang OPT="-O1 -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+bench: all $(BENCHES)
+	@rm -f $(BUILD)/bench.jsonl
+	@set -e; for b in $(BENCHES); do echo "== $$b"; BUILD=$(BUILD) $$b; done
+
+FUZZ_SECONDS ?= 10
+FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -pthread $(WARN) -fsanitize=fuzzer,address,undefined \
+	    $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen $< $(COMMON_SRC) $(GEN_SRC) $(PKG_LIBS) -o $@
+
+fuzz: $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do name=$$(basename $$f); \
+	    mkdir -p tests/fuzz/corpus/$$name build/fuzz/new/$$name; \
+	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/new/$$name tests/fuzz/corpus/$$name 2>&1 | tail -n 2; done
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,1 @@
+-- placeholder: the labels.db schema (owned by the labels_db module)

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages named as arguments that are missing. As root
+# on Debian it runs `apt-get update` once and `apt-get install -y`; otherwise
+# it prints the exact command and fails. Nothing runs when all are present.
+missing=""
+for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "w2s: installing missing Debian packages:$missing" >&2
+    apt-get update -qq >&2 || exit 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2 || exit 1
+else
+    echo "w2s: missing Debian packages; run: sudo apt-get install -y$missing" >&2
+    exit 1
+fi

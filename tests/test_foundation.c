@@ -1,0 +1,196 @@
+/* Tests of the common basics: RNG streams, error messages, file helpers and
+ * command-line number parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cli.h"
+#include "err.h"
+#include "fileio.h"
+#include "mem.h"
+#include "rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void test_rng_fixed_sequence(void **state)
+{
+    (void)state;
+    /* The first outputs for seed 42 (checked against an independent Python
+     * transcription of splitmix64 + xoshiro256**), pinned so that any change to the
+     * generator (which would silently change every run) fails here. */
+    rng_state rng;
+    rng_seed(&rng, 42);
+    uint64_t first[3];
+    for (int i = 0; i < 3; i++)
+        first[i] = rng_next(&rng);
+    assert_true(first[0] == 0x15780b2e0c2ec716ULL);
+    assert_true(first[1] == 0x6104d9866d113a7eULL);
+    assert_true(first[2] == 0xae17533239e499a1ULL);
+}
+
+static void test_rng_same_seed_same_stream(void **state)
+{
+    (void)state;
+    rng_state a, b;
+    rng_seed(&a, 7);
+    rng_seed(&b, 7);
+    for (int i = 0; i < 1000; i++)
+        assert_true(rng_next(&a) == rng_next(&b));
+    rng_seed(&b, 8);
+    assert_true(rng_next(&a) != rng_next(&b));
+}
+
+static void test_rng_distributions(void **state)
+{
+    (void)state;
+    rng_state rng;
+    rng_seed(&rng, 1);
+    double sum = 0, sum_sq = 0;
+    int counts[10] = {0};
+    const int n = 200000;
+    for (int i = 0; i < n; i++) {
+        float u = rng_uniform(&rng);
+        assert_true(u >= 0.0f && u < 1.0f);
+        counts[rng_below(&rng, 10)]++;
+        float z = rng_normal(&rng);
+        sum += z;
+        sum_sq += (double)z * z;
+    }
+    for (int i = 0; i < 10; i++)
+        assert_true(counts[i] > n / 10 - 1000 && counts[i] < n / 10 + 1000);
+    assert_true(sum / n < 0.01 && sum / n > -0.01);
+    assert_true(sum_sq / n > 0.98 && sum_sq / n < 1.02);
+}
+
+static void test_rng_shuffle_is_permutation(void **state)
+{
+    (void)state;
+    rng_state rng;
+    rng_seed(&rng, 3);
+    uint32_t v[100];
+    for (uint32_t i = 0; i < 100; i++)
+        v[i] = i;
+    rng_shuffle_u32(&rng, v, 100);
+    int seen[100] = {0};
+    int moved = 0;
+    for (uint32_t i = 0; i < 100; i++) {
+        seen[v[i]]++;
+        moved += v[i] != i;
+    }
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(seen[i], 1);
+    assert_true(moved > 50);
+}
+
+static void test_missing_file_is_named(void **state)
+{
+    (void)state;
+    unsigned char *data;
+    size_t len;
+    assert_int_equal(file_read_all("/nonexistent/w2s-missing.txt", &data, &len), -1);
+    assert_non_null(strstr(err_message(), "/nonexistent/w2s-missing.txt"));
+    assert_non_null(strstr(err_message(), "No such file"));
+    assert_int_equal(file_read_all("/tmp", &data, &len), -1);
+    assert_non_null(strstr(err_message(), "is a directory"));
+}
+
+static void test_atomic_write_round_trip(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/w2s-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    assert_int_equal(file_write_atomic(path, "hello", 5), 0);
+    unsigned char *data;
+    size_t len;
+    assert_int_equal(file_read_all(path, &data, &len), 0);
+    assert_int_equal(len, 5);
+    assert_memory_equal(data, "hello", 5);
+    free(data);
+
+    /* An aborted write leaves the old file and no temporary behind. */
+    atomic_file af;
+    assert_int_equal(atomic_file_open(&af, path), 0);
+    assert_int_equal(atomic_file_write(&af, "partial", 7), 0);
+    atomic_file_abort(&af);
+    assert_int_equal(file_read_all(path, &data, &len), 0);
+    assert_memory_equal(data, "hello", 5);
+    free(data);
+    remove(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_atomic_write_unwritable_dir(void **state)
+{
+    (void)state;
+    assert_int_equal(file_write_atomic("/nonexistent-dir/x.bin", "x", 1), -1);
+    assert_non_null(strstr(err_message(), "/nonexistent-dir/x.bin"));
+}
+
+static void test_err_wrap(void **state)
+{
+    (void)state;
+    err_set("bad magic");
+    err_wrap("%s", "model.ckpt");
+    assert_string_equal(err_message(), "model.ckpt: bad magic");
+}
+
+static void test_cli_parse(void **state)
+{
+    (void)state;
+    long long v;
+    assert_int_equal(cli_parse_int("--steps", "12", 1, 100, &v), 0);
+    assert_int_equal(v, 12);
+    assert_int_equal(cli_parse_int("--steps", "2k", 1, 100000, &v), 0);
+    assert_int_equal(v, 2000);
+    assert_int_equal(cli_parse_int("--steps", "abc", 1, 100, &v), -1);
+    assert_non_null(strstr(err_message(), "--steps"));
+    assert_int_equal(cli_parse_int("--steps", "101", 1, 100, &v), -1);
+    assert_int_equal(cli_parse_int("--steps", "99999999999999999999", 1, 100, &v), -1);
+    double d;
+    assert_int_equal(cli_parse_double("--alpha", "0.25", 0, 1, &d), 0);
+    assert_true(d == 0.25);
+    assert_int_equal(cli_parse_double("--alpha", "1.5", 0, 1, &d), -1);
+    assert_int_equal(cli_parse_double("--alpha", "nan", 0, 1, &d), -1);
+    int i, n;
+    assert_int_equal(cli_parse_shard("--shard", "1/3", &i, &n), 0);
+    assert_int_equal(i, 1);
+    assert_int_equal(n, 3);
+    assert_int_equal(cli_parse_shard("--shard", "3/2", &i, &n), -1);
+    assert_int_equal(cli_parse_shard("--shard", "1/", &i, &n), -1);
+}
+
+static void test_mem_overflow(void **state)
+{
+    (void)state;
+    assert_null(mem_calloc(SIZE_MAX / 2, 4, "huge"));
+    assert_non_null(strstr(err_message(), "huge"));
+    void *big = mem_alloc_big(1000, "buffer");
+    assert_non_null(big);
+    assert_true(((uintptr_t)big & 63) == 0);
+    mem_free_big(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rng_fixed_sequence),
+        cmocka_unit_test(test_rng_same_seed_same_stream),
+        cmocka_unit_test(test_rng_distributions),
+        cmocka_unit_test(test_rng_shuffle_is_permutation),
+        cmocka_unit_test(test_missing_file_is_named),
+        cmocka_unit_test(test_atomic_write_round_trip),
+        cmocka_unit_test(test_atomic_write_unwritable_dir),
+        cmocka_unit_test(test_err_wrap),
+        cmocka_unit_test(test_cli_parse),
+        cmocka_unit_test(test_mem_overflow),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
