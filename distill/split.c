@@ -1,0 +1,216 @@
+/* split: `distill split`, the deterministic corpus split of the default
+ * experiment (DESIGN §1). Each record goes to one named part by its content
+ * hash, so the same record always lands in the same part whatever else the
+ * corpus holds, and every part is written as a fortune-style file (records
+ * separated by lines holding only "%") that `--records fortune` reads back to
+ * the exact same records. */
+#include "split.h"
+
+#include "cli.h"
+#include "corpus.h"
+#include "err.h"
+#include "fileio.h"
+#include "mem.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPLIT_MAX_PARTS 16
+/* Hash buckets per 100%: fractions are honoured to 1e-4 percent. */
+#define SPLIT_RESOLUTION 1000000ULL
+
+typedef struct split_part {
+    char name[64];
+    double percent;
+    unsigned long long upper;  /* bucket bound (exclusive), cumulative */
+    atomic_file out;
+    unsigned long long records, bytes;
+} split_part;
+
+typedef struct split_job {
+    split_part parts[SPLIT_MAX_PARTS];
+    int n_parts;
+    unsigned long long skipped_blank;
+} split_job;
+
+static void split_usage(void)
+{
+    printf("usage: distill split --input PATH... --out DIR --parts NAME:PCT,... [--records MODE]\n"
+           "\n"
+           "Splits records deterministically by content hash into named parts and writes\n"
+           "each as DIR/NAME.txt, records separated by lines holding only '%%' (read them\n"
+           "back with --records fortune).\n"
+           "\n"
+           "  --input PATH      file, archive, directory or - (repeatable)\n"
+           "  --records MODE    file|line|paragraph|fortune|jsonl:FIELD (default fortune)\n"
+           "  --out DIR         existing directory for the parts\n"
+           "  --parts SPEC      e.g. gt:4.5,heldout:0.5,test:10,unlabeled:85 (sums to 100)\n"
+           "  --quiet           no summary on stderr\n"
+           "  -h, --help        this help\n");
+}
+
+static int split_parse_parts(const char *spec, split_job *job)
+{
+    char *copy = mem_strdup(spec);
+    if (!copy)
+        return -1;
+    double total = 0;
+    int rc = -1;
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(item, ':');
+        if (!colon || colon == item || (size_t)(colon - item) >= sizeof job->parts[0].name ||
+            job->n_parts == SPLIT_MAX_PARTS) {
+            err_set("--parts: '%s' is not NAME:PERCENT (at most %d parts)", item, SPLIT_MAX_PARTS);
+            goto done;
+        }
+        *colon = '\0';
+        split_part *part = &job->parts[job->n_parts++];
+        snprintf(part->name, sizeof part->name, "%s", item);
+        if (strchr(part->name, '/')) {
+            err_set("--parts: part name '%s' must not contain '/'", part->name);
+            goto done;
+        }
+        if (cli_parse_double("--parts", colon + 1, 0, 100, &part->percent) < 0)
+            goto done;
+        total += part->percent;
+        part->upper = (unsigned long long)(total / 100.0 * (double)SPLIT_RESOLUTION + 0.5);
+    }
+    if (job->n_parts == 0 || total < 99.9999 || total > 100.0001) {
+        err_set("--parts: percentages must sum to 100 (got %g)", total);
+        goto done;
+    }
+    job->parts[job->n_parts - 1].upper = SPLIT_RESOLUTION;
+    rc = 0;
+done:
+    free(copy);
+    return rc;
+}
+
+/* 1 when the record holds a line that is only "%" (it could not be written
+ * as one fortune record). */
+static int split_has_separator_line(const unsigned char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if ((i == 0 || data[i - 1] == '\n') && data[i] == '%' &&
+            (i + 1 == len || data[i + 1] == '\n' || (data[i + 1] == '\r' && (i + 2 == len || data[i + 2] == '\n'))))
+            return 1;
+    }
+    return 0;
+}
+
+static int split_is_blank(const unsigned char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!strchr(" \t\r\n\v\f", data[i]))
+            return 0;
+    return 1;
+}
+
+static int split_record(void *ctx, const corpus_record *rec)
+{
+    split_job *job = ctx;
+    if (split_is_blank(rec->data, rec->len)) {
+        job->skipped_blank++;
+        return 0;
+    }
+    if (split_has_separator_line(rec->data, rec->len))
+        return err_set("%s%s%s: record %llu holds a line that is only '%%'; it cannot be split "
+                       "into fortune-style parts", rec->source, *rec->member ? ":" : "",
+                       rec->member, (unsigned long long)rec->index);
+    unsigned long long bucket = (rec->hash >> 11) % SPLIT_RESOLUTION;
+    split_part *part = job->parts;
+    while (bucket >= part->upper)
+        part++;
+    TRY(atomic_file_write(&part->out, rec->data, rec->len));
+    TRY(atomic_file_write(&part->out, "\n%\n", 3));
+    part->records++;
+    part->bytes += rec->len;
+    return 0;
+}
+
+int distill_split_main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"input", required_argument, NULL, 'i'}, {"records", required_argument, NULL, 'r'},
+        {"out", required_argument, NULL, 'o'},   {"parts", required_argument, NULL, 'p'},
+        {"quiet", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *prog = "distill split";
+    const char *inputs[256];
+    int n_inputs = 0, quiet = 0;
+    const char *out_dir = NULL, *parts = NULL;
+    record_spec spec;
+    corpus_parse_mode("fortune", &spec);
+    split_job job;
+    memset(&job, 0, sizeof job);
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (n_inputs == (int)(sizeof inputs / sizeof *inputs))
+                cli_die(prog, EXIT_USAGE, "too many --input paths");
+            inputs[n_inputs++] = optarg;
+            break;
+        case 'r':
+            if (corpus_parse_mode(optarg, &spec) < 0)
+                cli_die(prog, EXIT_USAGE, err_message());
+            break;
+        case 'o': out_dir = optarg; break;
+        case 'p': parts = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': split_usage(); return 0;
+        default:
+            fprintf(stderr, "%s: unknown or incomplete option '%s' (see --help)\n", prog, argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!n_inputs || !out_dir || !parts)
+        cli_die(prog, EXIT_USAGE, "--input, --out and --parts are required (see --help)");
+    if (split_parse_parts(parts, &job) < 0)
+        cli_die(prog, EXIT_USAGE, err_message());
+
+    int opened = 0, rc = 1;
+    for (; opened < job.n_parts; opened++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.txt", out_dir, job.parts[opened].name);
+        if (atomic_file_open(&job.parts[opened].out, path) < 0)
+            goto fail;
+    }
+    for (int i = 0; i < n_inputs; i++)
+        if (corpus_read(inputs[i], &spec, split_record, &job) < 0)
+            goto fail;
+    unsigned long long total = 0;
+    for (int i = 0; i < job.n_parts; i++)
+        total += job.parts[i].records;
+    if (total == 0) {
+        err_set("%s: no records found (empty corpus)", inputs[0]);
+        goto fail;
+    }
+    for (int i = 0; i < job.n_parts; i++) {
+        if (atomic_file_commit(&job.parts[i].out) < 0) {
+            for (int j = i + 1; j < job.n_parts; j++)
+                atomic_file_abort(&job.parts[j].out);
+            fprintf(stderr, "%s: %s\n", prog, err_message());
+            return 1;
+        }
+        if (!quiet)
+            fprintf(stderr, "%s: %-12s %8llu records %10llu bytes\n", prog, job.parts[i].name,
+                    job.parts[i].records, job.parts[i].bytes);
+    }
+    if (!quiet && job.skipped_blank)
+        fprintf(stderr, "%s: %llu whitespace-only records left out\n", prog, job.skipped_blank);
+    return 0;
+fail:
+    fprintf(stderr, "%s: %s\n", prog, err_message());
+    for (int i = 0; i < opened; i++)
+        atomic_file_abort(&job.parts[i].out);
+    return rc;
+}

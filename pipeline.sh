@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# pipeline.sh: the default weak-to-strong experiment, end to end (DESIGN §1).
+#
+#   split the corpus by content hash -> teacher on GT -> distill the unlabeled
+#   archive -> baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens of
+#   the same windows) -> evaluate all four on the test split -> report.
+#
+# Stage outputs live in a work directory and each stage is skipped when its
+# output is complete and its command has not changed, so labels are computed
+# once and students are cheap to rerun. Every run writes a report directory
+# runs/<timestamp>/ with report.md, the exact commands and a loss-curve plot.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$here"
+
+usage() {
+    cat <<'EOF'
+usage: ./pipeline.sh [options]
+
+Runs the default weak-to-strong experiment: installs missing Debian packages
+(when root), builds w2s, and trains teacher, baseline, W2S student and ceiling
+on the fortune files of Debian's `fortunes` package.
+
+  --data PATH         corpus: directory, archive or file (default: the plain
+                      files of /usr/share/games/fortunes)
+  --records MODE      how --data is cut into records (default fortune)
+  --out DIR           work directory for stage outputs (default runs/work,
+                      runs/quick with --quick)
+  --quick             a smoke run in under 2 minutes (tiny models, few steps)
+  --seeds N           train the three students with N seeds; report mean and
+                      spread of PGR (default 1)
+  --vocab N           tokenizer vocabulary (default 1024)
+  --teacher L,H,C,T   teacher shape (default 2,4,128,128)
+  --student L,H,C,T   student shape (default 4,4,256,128)
+  --teacher-steps N   teacher training steps (default 800)
+  --student-steps N   student training steps (default 600)
+  --batch N           GT rows per step (default 16)
+  --kd-batch N        labeled rows per step (default 16)
+  --alpha A           weight of the LM loss in the W2S run (default 0.5)
+  --tau T             distillation temperature (default 1)
+  --kd-tail MODE      bucket|renorm (default bucket)
+  --topk K            soft labels kept per position (default 32)
+  --threads N         threads per program (default: all cores)
+  -h, --help          this help
+EOF
+}
+
+die() { echo "pipeline.sh: $*" >&2; exit 1; }
+
+data="" records=fortune work="" quick=0 seeds=1
+vocab=1024 teacher=2,4,128,128 student=4,4,256,128
+teacher_steps=800 student_steps=600 batch=16 kd_batch=16
+alpha=0.5 tau=1 kd_tail=bucket topk=32 threads=0
+teacher_lr=4e-3 student_lr=3e-3
+
+need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value (see --help)"; }
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --data) need_value "$@"; data=$2; shift 2 ;;
+    --records) need_value "$@"; records=$2; shift 2 ;;
+    --out) need_value "$@"; work=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --seeds) need_value "$@"; seeds=$2; shift 2 ;;
+    --vocab) need_value "$@"; vocab=$2; shift 2 ;;
+    --teacher) need_value "$@"; teacher=$2; shift 2 ;;
+    --student) need_value "$@"; student=$2; shift 2 ;;
+    --teacher-steps) need_value "$@"; teacher_steps=$2; shift 2 ;;
+    --student-steps) need_value "$@"; student_steps=$2; shift 2 ;;
+    --batch) need_value "$@"; batch=$2; shift 2 ;;
+    --kd-batch) need_value "$@"; kd_batch=$2; shift 2 ;;
+    --alpha) need_value "$@"; alpha=$2; shift 2 ;;
+    --tau) need_value "$@"; tau=$2; shift 2 ;;
+    --kd-tail) need_value "$@"; kd_tail=$2; shift 2 ;;
+    --topk) need_value "$@"; topk=$2; shift 2 ;;
+    --threads) need_value "$@"; threads=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "pipeline.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[[ $seeds =~ ^[1-9][0-9]*$ ]] || die "--seeds: '$seeds' is not a positive integer"
+
+if [[ $quick = 1 ]]; then
+    # Small enough for a test; the numbers mean nothing.
+    teacher=1,2,32,32 student=1,2,48,32 vocab=300
+    teacher_steps=30 student_steps=30 batch=4 kd_batch=4 topk=8
+    work=${work:-runs/quick}
+fi
+work=${work:-runs/work}
+
+# ---- set-up: packages and build -------------------------------------------
+extra_pkgs="gnuplot-nox zstd"
+[[ -z $data ]] && extra_pkgs="$extra_pkgs fortunes"
+make --no-print-directory deps EXTRA_DEB_PKGS="$extra_pkgs"
+make --no-print-directory -j"$(nproc)" all >/dev/null
+
+inputs=()
+if [[ -z $data ]]; then
+    while IFS= read -r f; do inputs+=("$f"); done < <(
+        find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | LC_ALL=C sort)
+    [[ ${#inputs[@]} -gt 0 ]] || die "no fortune files in /usr/share/games/fortunes"
+    if [[ $quick = 1 ]]; then
+        inputs=(/usr/share/games/fortunes/computers /usr/share/games/fortunes/science)
+    fi
+else
+    [[ -e $data ]] || die "$data: no such file or directory"
+    inputs=("$data")
+fi
+
+shape_args() { # L,H,C,T -> train options
+    IFS=, read -r l h c t <<<"$1"
+    [[ -n $t ]] || die "shape '$1' is not L,H,C,T"
+    echo "--layers $l --heads $h --channels $c --seq $t"
+}
+
+mkdir -p "$work/data"
+stamp=$(date +%Y%m%d-%H%M%S)
+report_dir=runs/$stamp
+mkdir -p "$report_dir"
+commands=$report_dir/commands.sh
+echo "# Commands of the run $stamp, in order (stages already complete are marked)." >"$commands"
+
+# run_stage NAME COMMAND...: runs COMMAND unless NAME completed before with
+# the same command; logs to WORK/NAME.log and records the wall time.
+run_stage() {
+    local name=$1; shift
+    local cmd
+    cmd=$(printf '%q ' "$@")
+    local marker=$work/$name.done
+    if [[ -f $marker && $(head -n 1 "$marker") == "$cmd" ]]; then
+        echo "== $name: up to date"
+        echo "# $name (up to date): $cmd" >>"$commands"
+        return 0
+    fi
+    rm -f "$marker"
+    echo "== $name"
+    echo "$cmd" >>"$commands"
+    local start end
+    start=$(date +%s.%N)
+    if ! "$@" >"$work/$name.out" 2>"$work/$name.log"; then
+        tail -n 5 "$work/$name.log" >&2
+        die "stage $name failed (log: $work/$name.log)"
+    fi
+    end=$(date +%s.%N)
+    printf '%s\n%s\n' "$cmd" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')" >"$marker"
+}
+stage_seconds() { sed -n 2p "$work/$1.done"; }
+json_field() { # FILE FIELD -> value of "FIELD": number in a one-line JSON object
+    sed -n "s/.*\"$2\": *\([-0-9.eE+naifNI]*\).*/\1/p" "$1" | head -n 1
+}
+
+threads_arg=()
+[[ $threads != 0 ]] && threads_arg=(--threads "$threads")
+d=$work/data
+
+# 1. Split: 5% ground truth (a tenth of it held out), 10% test, 85% unlabeled.
+run_stage split build/distill split --records "$records" --out "$d" \
+    --parts gt:4.5,heldout:0.5,test:10,unlabeled:85 $(printf -- '--input %q ' "${inputs[@]}")
+run_stage pack tar --zstd -cf "$d/unlabeled.tar.zst" -C "$d" unlabeled.txt
+
+# 2. Teacher: LM loss on GT only; learns the tokenizer every model shares.
+run_stage teacher build/train --gt "$d/gt.txt" --records fortune --out "$work/teacher.ckpt" \
+    --vocab "$vocab" $(shape_args "$teacher") --steps "$teacher_steps" --batch $((batch + kd_batch)) \
+    --lr "$teacher_lr" --eval-input "$d/heldout.txt" --eval-every 50 --seed 1 \
+    --metrics "$work/teacher.jsonl" --quiet --json "${threads_arg[@]}"
+
+# 3. Distill the unlabeled archive with the teacher.
+run_stage distill build/distill --teacher "$work/teacher.ckpt" --db "$work/labels.db" \
+    --input "$d/unlabeled.tar.zst" --records fortune --topk "$topk" --quiet --json "${threads_arg[@]}"
+
+# 4-6. Students: baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens).
+student_common() { # SEED
+    echo "--gt $d/gt.txt --records fortune --tokenizer $work/teacher.ckpt $(shape_args "$student")"
+    echo "--steps $student_steps --lr $student_lr --eval-input $d/heldout.txt --eval-every 50 --seed $1"
+}
+for seed in $(seq 1 "$seeds"); do
+    common=$(student_common "$seed")
+    # shellcheck disable=SC2086
+    run_stage "baseline-s$seed" build/train $common --batch $((batch + kd_batch)) \
+        --out "$work/baseline-s$seed.ckpt" --metrics "$work/baseline-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
+    # shellcheck disable=SC2086
+    run_stage "w2s-s$seed" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
+        --labels "$work/labels.db" --alpha "$alpha" --tau "$tau" --kd-tail "$kd_tail" \
+        --out "$work/w2s-s$seed.ckpt" --metrics "$work/w2s-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
+    # shellcheck disable=SC2086
+    run_stage "ceiling-s$seed" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
+        --labels "$work/labels.db" --labels-hard --alpha "$alpha" \
+        --out "$work/ceiling-s$seed.ckpt" --metrics "$work/ceiling-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
+done
+
+# 7. Evaluate every model on the test split.
+models=(teacher)
+for seed in $(seq 1 "$seeds"); do models+=("baseline-s$seed" "w2s-s$seed" "ceiling-s$seed"); done
+for m in "${models[@]}"; do
+    run_stage "eval-$m" build/train --eval --model "$work/$m.ckpt" --input "$d/test.txt" \
+        --records fortune --json "${threads_arg[@]}"
+done
+
+# ---- report ------------------------------------------------------------------
+loss() { json_field "$work/eval-$1.out" loss; }
+params() { json_field "$work/$1.out" params; }
+report=$report_dir/report.md
+{
+    echo "# w2s weak-to-strong run $stamp"
+    echo
+    echo "Corpus: ${data:-/usr/share/games/fortunes (plain files)}, records: $records."
+    echo "Teacher $teacher, student $student (L,H,C,T), vocab $vocab, top-$topk labels,"
+    echo "alpha $alpha, tau $tau, tail $kd_tail, $teacher_steps teacher and $student_steps student steps."
+    echo
+    echo "| model | params | test loss (nats/token) | perplexity | bits/byte | train time (s) |"
+    echo "|---|---|---|---|---|---|"
+    for m in "${models[@]}"; do
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$(params "$m")" "$(loss "$m")" \
+            "$(json_field "$work/eval-$m.out" ppl)" "$(json_field "$work/eval-$m.out" bits_per_byte)" \
+            "$(stage_seconds "$m")"
+    done
+    echo
+} >"$report"
+
+# PGR per seed, then mean and spread.
+summary=$(for seed in $(seq 1 "$seeds"); do
+    echo "$(loss teacher) $(loss "baseline-s$seed") $(loss "w2s-s$seed") $(loss "ceiling-s$seed")"
+done | awk '
+    { t = $1; b = $2; w = $3; c = $4; n++
+      gap = t - c; pgr = gap != 0 ? (t - w) / gap : 0; p[n] = pgr; s += pgr
+      gain[n] = b - w; g += b - w; if (c >= t) unsound++
+      printf "seed %d: PGR %.3f, W2S gain over baseline %.4f nats%s\n", n, pgr, b - w, c >= t ? " (UNSOUND: ceiling does not beat teacher)" : "" }
+    END { m = s / n; for (i = 1; i <= n; i++) v += (p[i] - m) ^ 2
+          printf "PGR mean %.3f, spread (std) %.3f over %d seed(s); mean W2S gain over baseline %.4f nats\n", m, n > 1 ? sqrt(v / (n - 1)) : 0, n, g / n
+          if (unsound) printf "UNSOUND: in %d seed(s) the ceiling did not beat the teacher; PGR is not meaningful\n", unsound }')
+{
+    echo "PGR = (loss_teacher - loss_w2s) / (loss_teacher - loss_ceiling)"
+    echo
+    echo '```'
+    echo "$summary"
+    echo '```'
+    echo
+    echo "Commands: [commands.sh](commands.sh). Loss curves: ![loss curves](curves.png)"
+} >>"$report"
+
+# Loss curves: training loss and held-out loss per step for the four runs.
+plot_data() { # JSONL FIELD -> "step value" lines
+    awk -v f="\"$2\"" '{ s = $0; i = index(s, f); if (!i) next
+        v = substr(s, i + length(f)); sub(/^ *: */, "", v); sub(/[,}].*/, "", v)
+        j = index(s, "\"step\""); st = substr(s, j + 6); sub(/^ *: */, "", st); sub(/[,}].*/, "", st)
+        print st, v }' "$1"
+}
+if command -v gnuplot >/dev/null; then
+    plots=()
+    for m in teacher baseline-s1 w2s-s1 ceiling-s1; do
+        plot_data "$work/$m.jsonl" loss >"$report_dir/$m.train.dat"
+        plot_data "$work/$m.jsonl" eval_loss >"$report_dir/$m.eval.dat"
+        plots+=("'$report_dir/$m.train.dat' with lines title '$m train'")
+        plots+=("'$report_dir/$m.eval.dat' with linespoints title '$m held-out'")
+    done
+    gnuplot <<EOF || echo "pipeline.sh: gnuplot failed; report has no plot" >&2
+set terminal pngcairo size 1000,600
+set output '$report_dir/curves.png'
+set xlabel 'step'
+set ylabel 'loss (nats/token)'
+set key outside
+plot $(IFS=,; echo "${plots[*]}")
+EOF
+fi
+
+cat "$report"
+echo
+echo "report: $report"
