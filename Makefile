@@ -8,6 +8,11 @@ CC       ?= cc
 OPT      ?= -O2 -march=native
 WARN     := -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 -Wstrict-prototypes \
             -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
+# clang knows no -Wformat-truncation (gcc's truncation warnings flag intended,
+# bounded snprintf use).
+ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
+  WARN   += -Wno-unknown-warning-option
+endif
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPT) $(WARN) $(SAN)
 PKGS     := sqlite3 openblas libarchive libzstd libxxhash jansson
 DEB_PKGS := libsqlite3-dev libopenblas-dev libarchive-dev libzstd-dev libxxhash-dev \
@@ -99,7 +104,7 @@ test: deps
 	@BUILD=$(BUILD) tests/run.sh $(TESTS)
 
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan CC=clang OPT="-O1 -fno-omit-frame-pointer" \
+	@W2S_ASAN=1 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(MAKE) --no-print-directory BUILD=build/asan CC=clang OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
 bench: all $(BENCHES)
@@ -110,7 +115,7 @@ FUZZ_SECONDS ?= 10
 FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(GEN_SRC)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -pthread $(WARN) -fsanitize=fuzzer,address,undefined \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -pthread $(WARN) -Wno-unknown-warning-option -fsanitize=fuzzer,address,undefined \
 	    $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen $< $(COMMON_SRC) $(GEN_SRC) $(PKG_LIBS) -o $@
 
 fuzz: $(FUZZERS)

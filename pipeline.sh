@@ -27,6 +27,7 @@ on the fortune files of Debian's `fortunes` package.
   --records MODE      how --data is cut into records (default fortune)
   --out DIR           work directory for stage outputs (default runs/work,
                       runs/quick with --quick)
+  --reports DIR       where each run's report directory goes (default runs)
   --quick             a smoke run in under 2 minutes (tiny models, few steps)
   --seeds N           train the three students with N seeds; report mean and
                       spread of PGR (default 1)
@@ -48,7 +49,7 @@ EOF
 
 die() { echo "pipeline.sh: $*" >&2; exit 1; }
 
-data="" records=fortune work="" quick=0 seeds=1
+data="" records=fortune work="" reports=runs quick=0 seeds=1
 vocab=1024 teacher=2,4,128,128 student=4,4,256,128
 teacher_steps=800 student_steps=600 batch=16 kd_batch=16
 alpha=0.5 tau=1 kd_tail=bucket topk=32 threads=0
@@ -60,6 +61,7 @@ while [[ $# -gt 0 ]]; do
     --data) need_value "$@"; data=$2; shift 2 ;;
     --records) need_value "$@"; records=$2; shift 2 ;;
     --out) need_value "$@"; work=$2; shift 2 ;;
+    --reports) need_value "$@"; reports=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --seeds) need_value "$@"; seeds=$2; shift 2 ;;
     --vocab) need_value "$@"; vocab=$2; shift 2 ;;
@@ -115,7 +117,9 @@ shape_args() { # L,H,C,T -> train options
 
 mkdir -p "$work/data"
 stamp=$(date +%Y%m%d-%H%M%S)
-report_dir=runs/$stamp
+report_dir=$reports/$stamp
+n=1
+while [[ -e $report_dir ]]; do report_dir=$reports/$stamp-$n; n=$((n + 1)); done
 mkdir -p "$report_dir"
 commands=$report_dir/commands.sh
 echo "# Commands of the run $stamp, in order (stages already complete are marked)." >"$commands"

@@ -1,0 +1,237 @@
+/* Benchmark of the BPE tokenizer against the issue-4 targets: training a
+ * 4096 vocabulary on ~5 MB of English (the fortune files concatenated
+ * repeatedly, or generated English-like text) in under 20 s; encoding at
+ * 10 MB/s or more on one core; and linear cost in the record length, shown by
+ * encoding 1 MB and 10 MB single-line records (English with newlines turned
+ * into spaces, a run of random letters, a run of spaces) and comparing the
+ * best of three times.
+ * Every result is verified (exact round trip) before it is timed. Appends JSON
+ * lines to $BUILD/bench.jsonl. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "fileio.h"
+#include "progress.h"
+#include "rng.h"
+#include "tokenizer.h"
+
+#define FORTUNE_DIR "/usr/share/games/fortunes"
+#define TRAIN_BYTES (5u << 20)
+#define MB (1u << 20)
+
+static FILE *jsonl;
+
+static void report(const char *bench, double value, const char *unit)
+{
+    if (jsonl)
+        fprintf(jsonl, "{\"bench\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"}\n", bench, value, unit);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The plain fortune files in sorted order, concatenated; NULL if none. */
+static unsigned char *load_fortunes(size_t *len)
+{
+    unsigned char *text = NULL;
+    *len = 0;
+    DIR *d = opendir(FORTUNE_DIR);
+    if (!d)
+        return NULL;
+    char *names[512];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 512)
+        if (e->d_name[0] != '.' && !strchr(e->d_name, '.'))
+            names[n++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", FORTUNE_DIR, names[i]);
+        unsigned char *data;
+        size_t dlen;
+        if (names[i] && file_read_all(path, &data, &dlen) == 0) {
+            unsigned char *grown = realloc(text, *len + dlen);
+            if (grown) {
+                text = grown;
+                memcpy(text + *len, data, dlen);
+                *len += dlen;
+            }
+            free(data);
+        }
+        free(names[i]);
+    }
+    return text;
+}
+
+/* English-like filler from a small word list (when no fortune files exist). */
+static unsigned char *generate_english(size_t want, size_t *len)
+{
+    static const char *words[] = {
+        "the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with",
+        "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which",
+        "people", "time", "computer", "program", "language", "system", "question", "answer",
+        "wisdom", "fortune", "always", "never", "something", "government", "remember", "life"};
+    rng_state rng;
+    rng_seed(&rng, 1);
+    unsigned char *t = malloc(want + 32);
+    if (!t)
+        return NULL;
+    size_t n = 0;
+    while (n < want) {
+        const char *w = words[rng_below(&rng, sizeof words / sizeof *words)];
+        memcpy(t + n, w, strlen(w));
+        n += strlen(w);
+        t[n++] = rng_below(&rng, 10) ? ' ' : (rng_below(&rng, 2) ? '\n' : '.');
+    }
+    *len = n;
+    return t;
+}
+
+/* Fills out[0..len) by repeating src. */
+static void repeat_into(unsigned char *out, size_t len, const unsigned char *src, size_t src_len)
+{
+    for (size_t pos = 0; pos < len; pos += src_len)
+        memcpy(out + pos, src, len - pos < src_len ? len - pos : src_len);
+}
+
+/* Encodes text, checks the exact round trip, and returns the best of reps
+ * timed runs in seconds (*n_tokens receives the token count). */
+static double time_encode(tokenizer *t, const unsigned char *text, size_t len, int32_t *ids,
+                          unsigned char *back, int reps, size_t *n_tokens)
+{
+    size_t n = tok_encode(t, text, len, ids), back_len;
+    if (tok_decode(t, ids, n, back, len, &back_len) < 0 || back_len != len || memcmp(back, text, len) != 0) {
+        fprintf(stderr, "bench_tokenizer: round trip FAILED (%zu bytes)\n", len);
+        exit(1);
+    }
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = time_now();
+        size_t m = tok_encode(t, text, len, ids);
+        double dt = time_now() - t0;
+        if (m != n) {
+            fprintf(stderr, "bench_tokenizer: encoding is not repeatable\n");
+            exit(1);
+        }
+        best = dt < best ? dt : best;
+    }
+    *n_tokens = n;
+    return best;
+}
+
+int main(void)
+{
+    const char *dir = getenv("BUILD");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/bench.jsonl", dir && *dir ? dir : "build");
+    jsonl = fopen(path, "a");
+    if (!jsonl)
+        fprintf(stderr, "bench_tokenizer: cannot append to %s (printing only)\n", path);
+
+    size_t src_len;
+    unsigned char *src = load_fortunes(&src_len);
+    const char *source = "fortune files";
+    if (!src || src_len < MB) {
+        free(src);
+        src = generate_english(2 * MB, &src_len);
+        source = "generated English-like text";
+    }
+    unsigned char *text = malloc(10 * MB), *back = malloc(10 * MB);
+    int32_t *ids = malloc(10 * MB * sizeof *ids);
+    if (!src || !text || !back || !ids) {
+        fprintf(stderr, "bench_tokenizer: out of memory\n");
+        return 1;
+    }
+
+    /* Training. */
+    repeat_into(text, TRAIN_BYTES, src, src_len);
+    byte_span span = {text, TRAIN_BYTES};
+    double t0 = time_now();
+    tokenizer *t = tok_train(&span, 1, TOK_DEFAULT_VOCAB);
+    double train_s = time_now() - t0;
+    if (!t || tok_vocab_size(t) != TOK_DEFAULT_VOCAB) {
+        fprintf(stderr, "bench_tokenizer: training failed: %s\n", t ? "vocab too small" : err_message());
+        return 1;
+    }
+    printf("train: vocab %d from %.1f MB of %s in %.2f s (target < 20 s: %.1fx under)\n",
+           tok_vocab_size(t), TRAIN_BYTES / (double)MB, source, train_s, 20.0 / train_s);
+    report("tokenizer_train_4096_5MB", train_s, "s");
+
+    /* Throughput on ordinary text (5 MB): cold cache first, then warm. */
+    tokenizer *cold = NULL;
+    {
+        unsigned char *blob;
+        size_t blen;
+        if (tok_serialize(t, &blob, &blen) == 0) {
+            cold = tok_deserialize(blob, blen);
+            free(blob);
+        }
+        if (!cold) {
+            fprintf(stderr, "bench_tokenizer: %s\n", err_message());
+            return 1;
+        }
+    }
+    double c0 = time_now();
+    size_t n_cold = tok_encode(cold, text, TRAIN_BYTES, ids);
+    double cold_s = time_now() - c0;
+    tok_free(cold);
+    size_t n_tok;
+    double enc_s = time_encode(t, text, TRAIN_BYTES, ids, back, 3, &n_tok);
+    if (n_tok != n_cold) {
+        fprintf(stderr, "bench_tokenizer: cold and warm cache disagree\n");
+        return 1;
+    }
+    double mbps = TRAIN_BYTES / (double)MB / enc_s, cold_mbps = TRAIN_BYTES / (double)MB / cold_s;
+    printf("encode: %.1f MB/s warm, %.1f MB/s first pass (target >= 10 MB/s: %.1fx), %.3f tokens/byte\n",
+           mbps, cold_mbps, cold_mbps / 10.0, (double)n_tok / TRAIN_BYTES);
+    report("tokenizer_encode_warm", mbps, "MB/s");
+    report("tokenizer_encode_first_pass", cold_mbps, "MB/s");
+    report("tokenizer_tokens_per_byte", (double)n_tok / TRAIN_BYTES, "tokens/byte");
+
+    /* Single-line records of 1 MB and 10 MB: time per MB must not grow. */
+    const char *kinds[] = {"english_one_line", "random_letters", "spaces"};
+    rng_state rng;
+    rng_seed(&rng, 2);
+    for (int k = 0; k < 3; k++) {
+        if (k == 0) {
+            /* Ten copies of one 1 MB line, so that 1 MB and 10 MB have the same
+             * word statistics and the cache helps both alike. */
+            repeat_into(text, MB, src, src_len);
+            for (size_t i = 0; i < MB; i++)
+                text[i] = text[i] == '\n' ? ' ' : text[i];
+            repeat_into(text + MB, 9 * MB, text, MB);
+        } else if (k == 1) {
+            for (size_t i = 0; i < 10 * MB; i++)
+                text[i] = (unsigned char)('a' + rng_below(&rng, 26));
+        } else {
+            memset(text, ' ', 10 * MB);
+        }
+        size_t n1, n10;
+        double s1 = time_encode(t, text, MB, ids, back, 3, &n1);
+        double s10 = time_encode(t, text, 10 * MB, ids, back, 3, &n10);
+        double ratio = s10 / s1;
+        printf("one line %-16s 1 MB %.3f s, 10 MB %.3f s (%.1f MB/s): 10 MB / 1 MB time = %.1f (linear = 10)\n",
+               kinds[k], s1, s10, 10.0 / s10, ratio);
+        char name[96];
+        snprintf(name, sizeof name, "tokenizer_10MB_line_%s", kinds[k]);
+        report(name, s10, "s");
+        snprintf(name, sizeof name, "tokenizer_10MB_vs_1MB_time_ratio_%s", kinds[k]);
+        report(name, ratio, "x");
+    }
+
+    tok_free(t);
+    free(src);
+    free(text);
+    free(back);
+    free(ids);
+    if (jsonl)
+        fclose(jsonl);
+    return 0;
+}

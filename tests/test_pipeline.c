@@ -1,0 +1,63 @@
+/* End-to-end test: `pipeline.sh --quick` runs every stage (split, teacher,
+ * distill, three students, evaluation) and writes a report with the table.
+ * Skipped under the sanitizer build, which does not build the programs the
+ * pipeline runs (W2S_ASAN is set by `make asan`). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+
+static void test_quick_pipeline(void **state)
+{
+    (void)state;
+    if (getenv("W2S_ASAN"))
+        skip();
+    char dir[] = "/tmp/w2s-pipeline-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "./pipeline.sh --quick --out %s/work --reports %s/runs > %s/stdout 2>&1",
+             dir, dir, dir);
+    int status = system(cmd);
+    if (status != 0) {
+        snprintf(cmd, sizeof cmd, "cat %s/stdout", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    assert_int_equal(status, 0);
+
+    char runs[512];
+    snprintf(runs, sizeof runs, "%s/runs", dir);
+    DIR *d = opendir(runs);
+    assert_non_null(d);
+    struct dirent *e;
+    char report[1024] = "";
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            snprintf(report, sizeof report, "%s/%s/report.md", runs, e->d_name);
+    closedir(d);
+    unsigned char *text;
+    size_t len;
+    assert_int_equal(file_read_all(report, &text, &len), 0);
+    const char *want[] = {"| model | params | test loss", "| teacher |", "| baseline-s1 |",
+                          "| w2s-s1 |", "| ceiling-s1 |", "PGR"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        assert_non_null(strstr((const char *)text, want[i]));
+    free(text);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quick_pipeline),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
