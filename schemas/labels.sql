@@ -1,1 +1,59 @@
--- placeholder: the labels.db schema (owned by the labels_db module)
+-- labels.db schema, version 1 (PRAGMA user_version). Written by distill,
+-- read by train and by anyone with the sqlite3 shell (DESIGN §6).
+-- The library runs this text once, inside the transaction that creates the
+-- database; the meta rows are inserted by labels_db_open_write.
+
+PRAGMA user_version = 1;
+
+-- One row per setting. Keys: schema_version, teacher_hash (16 hex digits),
+-- teacher_vocab, teacher_layers, teacher_heads, teacher_channels,
+-- teacher_seq_len, tokenizer (blob, the tokenizer's serialized form),
+-- tokenizer_hash (16 hex digits), k, codec_version, label_kind ('topk'),
+-- quantisation (text: how the codec quantises, schemas/softlabel.md),
+-- tool_version, created_at (UTC, ISO 8601).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value
+) WITHOUT ROWID;
+
+-- One row per window of a record. tokens: n_tokens uint16 little-endian ids;
+-- topk: the soft-label blob of positions 0 .. n_tokens - 2 (position i
+-- predicts token i + 1). content_hash: XXH3-64 of the record bytes, stored
+-- as a signed 64-bit integer (the same bits). Statistics are means over the
+-- positions of the window: teacher NLL of the actual next token, entropy of
+-- the teacher's top-k + tail (tail as one bucket), tail mass, top-1 prob.
+CREATE TABLE sequences (
+    seq_id         INTEGER PRIMARY KEY,
+    source         TEXT    NOT NULL,
+    member         TEXT    NOT NULL,
+    record_index   INTEGER NOT NULL,
+    window         INTEGER NOT NULL,
+    content_hash   INTEGER NOT NULL,
+    n_tokens       INTEGER NOT NULL,
+    tokens         BLOB    NOT NULL,
+    topk           BLOB    NOT NULL,
+    mean_nll       REAL,
+    mean_entropy   REAL,
+    mean_tail_mass REAL,
+    mean_top1_prob REAL,
+    UNIQUE (source, member, record_index, window)
+);
+
+-- Per source: how much was labeled and how sure the teacher was.
+CREATE VIEW source_stats AS
+SELECT source,
+       COUNT(*)            AS sequences,
+       SUM(n_tokens)       AS tokens,
+       AVG(mean_nll)       AS avg_nll,
+       AVG(mean_entropy)   AS avg_entropy,
+       AVG(mean_tail_mass) AS avg_tail_mass,
+       AVG(mean_top1_prob) AS avg_top1_prob
+FROM sequences
+GROUP BY source;
+
+-- Sequences where the teacher is least sure, most uncertain first.
+CREATE VIEW uncertain_sequences AS
+SELECT seq_id, source, member, record_index, window, n_tokens,
+       mean_entropy, mean_nll, mean_top1_prob, mean_tail_mass
+FROM sequences
+ORDER BY mean_entropy DESC;

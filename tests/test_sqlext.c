@@ -1,0 +1,330 @@
+/* Test of the SQLite extension build/softlabel.so in the stock sqlite3 shell:
+ * on a labels.db made here (a tokenizer trained on a few sentences, random
+ * soft labels), the rows of `topk` and the values of topk_json, topk_entropy
+ * and detokenize equal what the codec and the tokenizer give in C, and a bad
+ * blob is an SQL error. Skipped (cmocka skip) when W2S_ASAN is set or this
+ * test is itself built with AddressSanitizer (an ASan-built .so cannot be
+ * loaded into the uninstrumented shell), when the .so is not built, or when
+ * no sqlite3 shell is installed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "labels_db.h"
+#include "rng.h"
+#include "softlabel.h"
+#include "tokenizer.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BUILT_WITH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BUILT_WITH_ASAN 1
+#endif
+#endif
+#ifndef BUILT_WITH_ASAN
+#define BUILT_WITH_ASAN 0
+#endif
+
+#define K 8
+#define N_SEQ 3
+
+static const char *texts[N_SEQ] = {
+    "The teacher is weak, but the student listens anyway.",
+    "Soft labels: the whole distribution, not just the argmax.",
+    "A third record, to be damaged later on purpose.",
+};
+
+typedef struct fixture {
+    char dir[256], db[300], so[4096];
+    tokenizer *tok;
+    unsigned char *blob[N_SEQ];
+    size_t blob_len[N_SEQ];
+    int32_t tokens[N_SEQ][128];
+    int n_tokens[N_SEQ];
+} fixture;
+
+static fixture fx;
+
+static int make_db(void)
+{
+    byte_span spans[N_SEQ];
+    for (int i = 0; i < N_SEQ; i++)
+        spans[i] = (byte_span){(const unsigned char *)texts[i], strlen(texts[i])};
+    fx.tok = tok_train(spans, N_SEQ, 300);
+    if (!fx.tok)
+        return -1;
+    int vocab = tok_vocab_size(fx.tok);
+    labels_meta m;
+    memset(&m, 0, sizeof m);
+    m.teacher_hash = 42;
+    m.teacher_config = (model_config){vocab, 1, 1, 8, 128};
+    if (tok_serialize(fx.tok, &m.tokenizer, &m.tokenizer_len) < 0)
+        return -1;
+    m.tokenizer_hash = tok_hash(fx.tok);
+    m.k = K;
+    m.codec_version = SOFTLABEL_CODEC_VERSION;
+    strcpy(m.tool_version, "test");
+    strcpy(m.label_kind, "topk");
+    labels_db *db = labels_db_open_write(fx.db, &m);
+    free(m.tokenizer);
+    softlabel_codec *c = softlabel_codec_create();
+    if (!db || !c || labels_db_begin(db) < 0)
+        return -1;
+    rng_state rng;
+    rng_seed(&rng, 11);
+    for (int s = 0; s < N_SEQ; s++) {
+        size_t len = strlen(texts[s]);
+        fx.tokens[s][0] = tok_eot(fx.tok);
+        fx.n_tokens[s] = 1 + (int)tok_encode(fx.tok, (const unsigned char *)texts[s], len, fx.tokens[s] + 1);
+        int n_pos = fx.n_tokens[s] - 1;
+        int32_t ids[128 * K];
+        float lp[128 * K];
+        for (int i = 0; i < n_pos; i++) {
+            double z = 0.0, w[K];
+            for (int r = 0; r < K; r++)
+                z += w[r] = exp(-0.8 * r - 0.3 * rng_uniform(&rng));
+            z *= 1.02;                          /* leave a tail */
+            for (int r = 0; r < K; r++) {
+                ids[i * K + r] = (int32_t)((i * 37 + r * 11 + s) % vocab);
+                lp[i * K + r] = (float)log(w[r] / z);
+            }
+        }
+        size_t cap = 0;
+        if (softlabel_encode(c, ids, lp, n_pos, K, vocab, &fx.blob[s], &cap, &fx.blob_len[s]) < 0)
+            return -1;
+        labels_row row = {"src", "", (uint64_t)s, 0, (uint64_t)s, fx.n_tokens[s], fx.tokens[s],
+                          fx.blob[s], fx.blob_len[s], 1.0, 1.0, 0.02, 0.4};
+        if (labels_db_insert(db, &row) < 0)
+            return -1;
+    }
+    softlabel_codec_free(c);
+    return labels_db_commit(db) < 0 || labels_db_close(db) < 0 ? -1 : 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(fx.dir, sizeof fx.dir, "%s/w2s_sqlext_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(fx.dir))
+        return -1;
+    snprintf(fx.db, sizeof fx.db, "%s/labels.db", fx.dir);
+    const char *build = getenv("BUILD");
+    char rel[4096];
+    snprintf(rel, sizeof rel, "%s/softlabel.so", build && *build ? build : "build");
+    if (!realpath(rel, fx.so))
+        fx.so[0] = '\0';
+    if (make_db() < 0) {
+        fprintf(stderr, "test_sqlext: %s\n", err_message());
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tok_free(fx.tok);
+    for (int s = 0; s < N_SEQ; s++)
+        free(fx.blob[s]);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx.dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void skip_unless_loadable(void)
+{
+    if (getenv("W2S_ASAN") || BUILT_WITH_ASAN)
+        skip();                 /* an ASan .so cannot load into the stock shell */
+    if (!fx.so[0] || access(fx.so, R_OK) != 0 || system("sqlite3 -version > /dev/null 2>&1") != 0)
+        skip();
+}
+
+/* Runs sql in the sqlite3 shell after loading the extension. Output (stdout
+ * and stderr) into out; @return the shell's exit status. */
+static int shell(const char *sql, char *out, size_t cap)
+{
+    char script[400], cmd[1200];
+    snprintf(script, sizeof script, "%s/script.sql", fx.dir);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    fprintf(f, ".bail on\n.load '%s'\n%s\n", fx.so, sql);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "sqlite3 -batch '%s' < '%s' 2>&1", fx.db, script);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void decode(int s, int32_t *ids, float *lp, float *tail, int *n_pos)
+{
+    softlabel_codec *c = softlabel_codec_create();
+    int k;
+    assert_int_equal(softlabel_decode(c, fx.blob[s], fx.blob_len[s], tok_vocab_size(fx.tok), 128, K, ids, lp,
+                                      tail, n_pos, &k), 0);
+    assert_int_equal(k, K);
+    softlabel_codec_free(c);
+}
+
+static void hex_of(const unsigned char *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02X", b[i]);
+    out[2 * n] = '\0';
+}
+
+static void test_topk_rows(void **state)
+{
+    (void)state;
+    skip_unless_loadable();
+    static char out[1 << 20];
+    int rc = shell("SELECT pos, rank, token_id, hex(token_text), logprob, prob FROM topk WHERE seq_id = 2;",
+                   out, sizeof out);
+    if (rc != 0)
+        fail_msg("sqlite3 exited %d: %s", rc, out);
+    int32_t ids[128 * K];
+    float lp[128 * K], tail[128];
+    int n_pos;
+    decode(1, ids, lp, tail, &n_pos);
+    char *line = out, *next;
+    int rows = 0;
+    for (; *line; line = next) {
+        next = strchr(line, '\n');
+        next = next ? next + 1 : line + strlen(line);
+        int pos, rank, id;
+        char hex[256];
+        double l, p;
+        if (sscanf(line, "%d|%d|%d|%255[0-9A-F]|%lf|%lf", &pos, &rank, &id, hex, &l, &p) != 6) {
+            /* An empty token text leaves an empty hex field. */
+            assert_int_equal(sscanf(line, "%d|%d|%d||%lf|%lf", &pos, &rank, &id, &l, &p), 5);
+            hex[0] = '\0';
+        }
+        assert_int_equal(pos, rows / K);
+        assert_int_equal(rank, rows % K);
+        assert_int_equal(id, ids[rows]);
+        assert_true(fabs(l - lp[rows]) < 1e-6);
+        assert_true(fabs(p - exp((double)lp[rows])) < 1e-9);
+        size_t n;
+        const unsigned char *bytes = tok_token_bytes(fx.tok, id, &n);
+        char want[256];
+        hex_of(bytes, n, want);
+        assert_string_equal(hex, want);
+        rows++;
+    }
+    assert_int_equal(rows, n_pos * K);
+
+    int total = 0;
+    for (int s = 0; s < N_SEQ; s++)
+        total += (fx.n_tokens[s] - 1) * K;
+    char want[256];
+    snprintf(want, sizeof want, "%d\n%d\n%d\n0\n", total, K, (fx.n_tokens[0] - 1) * K);
+    rc = shell("SELECT count(*) FROM topk;\n"
+               "SELECT count(*) FROM topk WHERE seq_id = 2 AND pos = 3;\n"
+               "SELECT count(*) FROM topk WHERE seq_id = 1;\n"
+               "SELECT count(*) FROM topk WHERE seq_id = 2 AND pos = 999;", out, sizeof out);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, want);
+}
+
+static void test_scalar_functions(void **state)
+{
+    (void)state;
+    skip_unless_loadable();
+    static char out[1 << 20];
+    int rc = shell("SELECT topk_json(topk) FROM sequences WHERE seq_id = 1;", out, sizeof out);
+    if (rc != 0)
+        fail_msg("sqlite3 exited %d: %s", rc, out);
+    int32_t ids[128 * K];
+    float lp[128 * K], tail[128];
+    int n_pos;
+    decode(0, ids, lp, tail, &n_pos);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    if (!j)
+        fail_msg("topk_json is not JSON: %s", jerr.text);
+    assert_int_equal(json_array_size(j), n_pos);
+    for (int i = 0; i < n_pos; i++) {
+        json_t *row = json_array_get(j, (size_t)i);
+        assert_int_equal(json_array_size(row), K);
+        for (int r = 0; r < K; r++) {
+            json_t *pair = json_array_get(row, (size_t)r);
+            assert_int_equal(json_integer_value(json_array_get(pair, 0)), ids[i * K + r]);
+            assert_true(fabs(json_number_value(json_array_get(pair, 1)) - lp[i * K + r]) < 1e-6);
+        }
+    }
+    json_decref(j);
+
+    rc = shell("SELECT topk_entropy(topk) FROM sequences WHERE seq_id = 1;", out, sizeof out);
+    assert_int_equal(rc, 0);
+    double h = 0.0;
+    for (int i = 0; i < n_pos; i++) {
+        for (int r = 0; r < K; r++)
+            h -= exp((double)lp[i * K + r]) * lp[i * K + r];
+        if (tail[i] > 0)
+            h -= tail[i] * log((double)tail[i]);
+    }
+    assert_true(fabs(strtod(out, NULL) - h / n_pos) < 1e-9);
+
+    rc = shell("SELECT hex(detokenize(tokens)) FROM sequences ORDER BY seq_id;", out, sizeof out);
+    assert_int_equal(rc, 0);
+    char want[4096] = "", hex[1024];
+    for (int s = 0; s < N_SEQ; s++) {
+        hex_of((const unsigned char *)texts[s], strlen(texts[s]), hex);
+        strcat(want, hex);
+        strcat(want, "\n");
+    }
+    assert_string_equal(out, want);
+}
+
+static void test_bad_blobs(void **state)
+{
+    (void)state;
+    skip_unless_loadable();
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE sequences SET topk = x'534c0100ffff' WHERE seq_id = 3", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    sqlite3_close(db);
+    static char out[1 << 16];
+    int rc = shell("SELECT topk_json(topk) FROM sequences WHERE seq_id = 3;", out, sizeof out);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "soft-label blob"));
+    rc = shell("SELECT topk_entropy(x'00');", out, sizeof out);
+    assert_int_not_equal(rc, 0);
+    rc = shell("SELECT count(*) FROM topk WHERE seq_id = 3;", out, sizeof out);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "seq_id 3"));
+    rc = shell("SELECT count(*) FROM topk;", out, sizeof out);        /* the scan reaches row 3 */
+    assert_int_not_equal(rc, 0);
+    rc = shell("SELECT detokenize(x'010203');", out, sizeof out);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "odd length"));
+    rc = shell("SELECT count(*) FROM topk WHERE seq_id = 1;", out, sizeof out);
+    assert_int_equal(rc, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topk_rows),
+        cmocka_unit_test(test_scalar_functions),
+        cmocka_unit_test(test_bad_blobs),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
