@@ -226,11 +226,12 @@ summary=$(for seed in $(seq 1 "$seeds"); do
     echo "$(loss teacher) $(loss "baseline-s$seed") $(loss "w2s-s$seed") $(loss "ceiling-s$seed")"
 done | awk '
     { t = $1; b = $2; w = $3; c = $4; n++
-      gap = t - c; pgr = gap != 0 ? (t - w) / gap : 0; p[n] = pgr; s += pgr
-      gain[n] = b - w; g += b - w; if (c >= t) unsound++
-      printf "seed %d: PGR %.3f, W2S gain over baseline %.4f nats%s\n", n, pgr, b - w, c >= t ? " (UNSOUND: ceiling does not beat teacher)" : "" }
-    END { m = s / n; for (i = 1; i <= n; i++) v += (p[i] - m) ^ 2
-          printf "PGR mean %.3f, spread (std) %.3f over %d seed(s); mean W2S gain over baseline %.4f nats\n", m, n > 1 ? sqrt(v / (n - 1)) : 0, n, g / n
+      gap = t - c; pgr = (gap != 0) ? (t - w) / gap : 0; p[n] = pgr; s += pgr; g += b - w
+      flag = ""; if (c >= t) { unsound++; flag = " (UNSOUND: ceiling does not beat teacher)" }
+      printf "seed %d: PGR %.3f, W2S gain over baseline %.4f nats%s\n", n, pgr, b - w, flag }
+    END { m = s / n; v = 0; for (i = 1; i <= n; i++) v += (p[i] - m) * (p[i] - m)
+          sd = (n > 1) ? sqrt(v / (n - 1)) : 0
+          printf "PGR mean %.3f, spread (std) %.3f over %d seed(s); mean W2S gain over baseline %.4f nats\n", m, sd, n, g / n
           if (unsound) printf "UNSOUND: in %d seed(s) the ceiling did not beat the teacher; PGR is not meaningful\n", unsound }')
 {
     echo "PGR = (loss_teacher - loss_w2s) / (loss_teacher - loss_ceiling)"

@@ -1,0 +1,542 @@
+/* End-to-end tests of the train program (run as a subprocess, $BUILD/train)
+ * on tiny models: alpha = 1 equals plain LM training bit for bit, alpha = 0
+ * ignores GT, resume (stopped or killed) equals an uninterrupted run byte for
+ * byte, tokenizer / schema / sequence-length mismatches and bad options are
+ * refused without touching OUT, labels.db is left unchanged, and a student
+ * trained by KD beats an untrained one on the teacher's text.
+ *
+ * The group setup writes synthetic text, trains a teacher with train itself
+ * and writes a labels.db from the teacher's forward passes with the
+ * labels_db / softlabel API (top-k computed here), as distill would. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "checkpoint.h"
+#include "err.h"
+#include "fileio.h"
+#include "labels_db.h"
+#include "model.h"
+#include "rng.h"
+#include "softlabel.h"
+#include "tokenizer.h"
+#include "window.h"
+
+enum { TEACHER_K = 8 };
+
+static char dir[256];
+static char train_bin[512];
+static const char *TINY = "--layers 1 --heads 2 --channels 32 --seq 32";
+
+static const char *path_in(const char *name)
+{
+    static char buf[8][512];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, 512, "%s/%s", dir, name);
+    return p;
+}
+
+static char *read_text(const char *name)
+{
+    unsigned char *data;
+    size_t len;
+    if (file_read_all(path_in(name), &data, &len) < 0)
+        return NULL;
+    return (char *)data;
+}
+
+/* Runs train with printf-formatted arguments; @return its exit status
+ * (stderr goes to DIR/stderr.txt, stdout to DIR/stdout.txt). */
+static int run_train(const char *fmt, ...) W2S_PRINTF(1, 2);
+static int run_train(const char *fmt, ...)
+{
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s >stdout.txt 2>stderr.txt", dir, train_bin, args);
+    int status = system(cmd);
+    /* under ASan a sanitizer report may exit 1 like an expected error */
+    char *err = read_text("stderr.txt");
+    if (err && (strstr(err, "Sanitizer") || strstr(err, "runtime error")))
+        fail_msg("train %s:\n%s", args, err);
+    free(err);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int stderr_has(const char *needle)
+{
+    char *text = read_text("stderr.txt");
+    int found = text && strstr(text, needle);
+    if (!found)
+        print_message("stderr was: %s\n", text ? text : "(none)");
+    free(text);
+    return found;
+}
+
+static uint64_t file_hash(const char *name)
+{
+    unsigned char *data;
+    size_t len;
+    if (file_read_all(path_in(name), &data, &len) < 0)
+        return 0;
+    uint64_t h = XXH3_64bits(data, len);
+    free(data);
+    return h;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    unsigned char *x, *y;
+    size_t lx, ly;
+    if (file_read_all(path_in(a), &x, &lx) < 0)
+        return 0;
+    if (file_read_all(path_in(b), &y, &ly) < 0) {
+        free(x);
+        return 0;
+    }
+    int same = lx == ly && !memcmp(x, y, lx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Lines of a toy language with structure a small model can learn. */
+static void write_text(const char *name, int lines, uint64_t seed)
+{
+    static const char *subj[] = {"the cat", "a dog", "my friend", "the old man", "she", "he"};
+    static const char *verb[] = {"sees", "likes", "eats", "finds", "wants"};
+    static const char *obj[] = {"the fish", "a red ball", "some bread", "the moon", "a green box"};
+    static const char *end[] = {".", " today.", " again.", " at night."};
+    rng_state rng;
+    rng_seed(&rng, seed);
+    FILE *fp = fopen(path_in(name), "w");
+    assert_non_null(fp);
+    for (int i = 0; i < lines; i++) {
+        int s = (int)rng_below(&rng, 6), v = (int)rng_below(&rng, 5);
+        int o = (int)((v + rng_below(&rng, 2)) % 5);
+        fprintf(fp, "%s %s %s%s\n", subj[s], verb[v], obj[o], end[(s + o) % 4]);
+    }
+    fclose(fp);
+}
+
+/* Reads text lines of path into records for labeling. */
+typedef struct text_lines { char **text; int n; } text_lines;
+
+static void read_lines(const char *name, text_lines *out)
+{
+    char *text = read_text(name);
+    assert_non_null(text);
+    out->n = 0;
+    out->text = NULL;
+    for (char *save = NULL, *tok = strtok_r(text, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
+        out->text = realloc(out->text, sizeof *out->text * (size_t)(out->n + 1));
+        out->text[out->n++] = strdup(tok);
+    }
+    free(text);
+}
+
+/* Writes labels.db from teacher.ckpt's forward on every window of name,
+ * as distill does: top-k ids + log-probs per position, statistics per row.
+ * onehot: instead, k = 1 and the label is the actual next token with
+ * probability 1, so KD equals the LM loss on the same positions. */
+static void write_labels(const char *db_name, const char *teacher_name, const char *text_name,
+                         int onehot)
+{
+    checkpoint ck;
+    assert_int_equal(checkpoint_read(path_in(teacher_name), &ck), 0);
+    tokenizer *tok = tok_deserialize(ck.tokenizer, ck.tokenizer_len);
+    assert_non_null(tok);
+    const int T = ck.config.seq_len, V = ck.config.vocab;
+    model *m = model_create(&ck.config, 1, 1);
+    assert_non_null(m);
+    memcpy(model_params(m), ck.params, model_num_params(m) * sizeof(float));
+    labels_meta meta = {.teacher_hash = ck.hash, .teacher_config = ck.config,
+                        .tokenizer = ck.tokenizer, .tokenizer_len = ck.tokenizer_len,
+                        .tokenizer_hash = tok_hash(tok), .k = onehot ? 1 : TEACHER_K,
+                        .codec_version = SOFTLABEL_CODEC_VERSION};
+    snprintf(meta.tool_version, sizeof meta.tool_version, "test");
+    snprintf(meta.label_kind, sizeof meta.label_kind, "topk");
+    labels_db *db = labels_db_open_write(path_in(db_name), &meta);
+    if (!db)
+        fail_msg("%s", err_message());
+    softlabel_codec *codec = softlabel_codec_create();
+    text_lines ls;
+    read_lines(text_name, &ls);
+    unsigned char *blob = NULL;
+    size_t blob_cap = 0, blob_len;
+    int32_t *seq = malloc(sizeof *seq * 4096), pos[64], ids[64 * TEACHER_K];
+    float logprobs[64 * TEACHER_K];
+    assert_int_equal(labels_db_begin(db), 0);
+    for (int r = 0; r < ls.n; r++) {
+        size_t len = strlen(ls.text[r]);
+        seq[0] = tok_eot(tok);
+        size_t n = 1 + tok_encode(tok, (const unsigned char *)ls.text[r], len, seq + 1);
+        for (size_t w = 0; w < window_count(n, T); w++) {
+            size_t start, wl;
+            window_span(w, n, T, &start, &wl);
+            for (size_t i = 0; i < wl; i++)
+                pos[i] = (int32_t)i;
+            float *logits = model_forward(m, seq + start, pos, 1, (int)wl);
+            double nll = 0.0;
+            for (size_t i = 0; i + 1 < wl; i++) {
+                const float *z = logits + i * (size_t)V;
+                double mx = z[0], sum = 0.0;
+                for (int j = 1; j < V; j++)
+                    mx = fmax(mx, z[j]);
+                for (int j = 0; j < V; j++)
+                    sum += exp(z[j] - mx);
+                int used[1024] = {0};
+                for (int q = 0; q < TEACHER_K; q++) {
+                    int best = -1;
+                    for (int j = 0; j < V; j++)
+                        if (!used[j] && (best < 0 || z[j] > z[best]))
+                            best = j;
+                    used[best] = 1;
+                    ids[i * TEACHER_K + q] = best;
+                    logprobs[i * TEACHER_K + q] = (float)(z[best] - mx - log(sum));
+                }
+                nll += -(z[seq[start + i + 1]] - mx - log(sum));
+                if (onehot) {
+                    ids[i] = seq[start + i + 1];
+                    logprobs[i] = 0.0f;
+                }
+            }
+            assert_int_equal(softlabel_encode(codec, ids, logprobs, (int)wl - 1, meta.k, V, &blob,
+                                              &blob_cap, &blob_len), 0);
+            labels_row row = {.source = text_name, .member = "", .record_index = (uint64_t)r,
+                              .window = (int)w, .hash = XXH3_64bits(ls.text[r], len),
+                              .n_tokens = (int)wl, .tokens = seq + start, .topk = blob,
+                              .topk_len = blob_len, .mean_nll = nll / (double)(wl - 1),
+                              .mean_entropy = (double)(r % 5), .mean_tail = 0.01, .mean_top1 = 0.5};
+            if (labels_db_insert(db, &row) < 0)
+                fail_msg("%s", err_message());
+        }
+        free(ls.text[r]);
+    }
+    assert_int_equal(labels_db_commit(db), 0);
+    assert_int_equal(labels_db_close(db), 0);
+    free(ls.text);
+    free(seq);
+    free(blob);
+    softlabel_codec_free(codec);
+    model_free(m);
+    tok_free(tok);
+    checkpoint_free(&ck);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    char cwd[256];
+    if (!getcwd(cwd, sizeof cwd))
+        return -1;
+    snprintf(train_bin, sizeof train_bin, "%s%s%s/train", build[0] == '/' ? "" : cwd,
+             build[0] == '/' ? "" : "/", build);
+    snprintf(dir, sizeof dir, "/tmp/w2s_test_train_XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    write_text("gt.txt", 150, 1);
+    write_text("unlabeled.txt", 300, 2);
+    write_text("heldout.txt", 60, 3);
+    write_text("other.txt", 150, 4);
+    if (run_train("--gt gt.txt --records line %s --vocab 300 --steps 40 --batch 4 --lr 3e-3 "
+                  "--out teacher.ckpt --quiet", TINY) != 0) {
+        print_error("teacher training failed: see %s/stderr.txt\n", dir);
+        return -1;
+    }
+    write_labels("labels.db", "teacher.ckpt", "unlabeled.txt", 0);
+    write_labels("onehot.db", "teacher.ckpt", "unlabeled.txt", 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_alpha1_is_plain_lm(void **state)
+{
+    (void)state;
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 12 --batch 3 --labels labels.db "
+                               "--alpha 1 --tokenizer teacher.ckpt --out a1.ckpt --quiet", TINY), 0);
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 12 --batch 3 "
+                               "--tokenizer teacher.ckpt --out plain.ckpt --quiet", TINY), 0);
+    assert_true(same_file("a1.ckpt", "plain.ckpt"));
+}
+
+static void test_alpha0_ignores_gt(void **state)
+{
+    (void)state;
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 8 --kd-batch 3 --labels labels.db "
+                               "--alpha 0 --out g1.ckpt --quiet", TINY), 0);
+    assert_int_equal(run_train("--gt other.txt --records line %s --steps 8 --kd-batch 3 --labels labels.db "
+                               "--alpha 0 --out g2.ckpt --quiet", TINY), 0);
+    assert_true(same_file("g1.ckpt", "g2.ckpt"));
+}
+
+static const char *kd_args = "--gt gt.txt --records line --layers 1 --heads 2 --channels 32 --seq 48 "
+                             "--steps 14 --batch 2 --kd-batch 3 --labels labels.db --alpha 0.5 --tau 2 "
+                             "--eval-input heldout.txt --eval-every 4 --quiet";
+
+static void test_resume_after_stop(void **state)
+{
+    (void)state;
+    assert_int_equal(run_train("%s --out full.ckpt --checkpoint-every 5", kd_args), 0);
+    assert_int_equal(run_train("%s --out part.ckpt --checkpoint-every 5 --stop-at 6", kd_args), 0);
+    assert_false(same_file("full.ckpt.resume", "part.ckpt.resume"));
+    assert_int_equal(run_train("%s --out part.ckpt --checkpoint-every 3 --resume", kd_args), 0);
+    assert_true(same_file("full.ckpt", "part.ckpt"));
+    assert_true(same_file("full.ckpt.resume", "part.ckpt.resume"));
+    /* other settings are refused */
+    assert_int_not_equal(run_train("%s --out part.ckpt --lr 0.5 --resume", kd_args), 0);
+    assert_true(stderr_has("part.ckpt.resume"));
+}
+
+/* Killed at an arbitrary moment (after some checkpoint), resumed: same end. */
+static void test_resume_after_kill(void **state)
+{
+    (void)state;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s --out killed.ckpt --checkpoint-every 1 2>/dev/null",
+             dir, train_bin, kd_args);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 3000 && !file_exists(path_in("killed.ckpt.resume")); i++)
+        usleep(10000);
+    usleep(20000);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_int_equal(run_train("%s --out killed.ckpt --checkpoint-every 1 --resume", kd_args), 0);
+    assert_true(same_file("full.ckpt", "killed.ckpt"));
+    assert_true(same_file("full.ckpt.resume", "killed.ckpt.resume"));
+}
+
+static void test_labels_db_unchanged(void **state)
+{
+    (void)state;
+    uint64_t before = file_hash("labels.db");
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 5 --labels labels.db "
+                               "--labels-where 'mean_entropy < 3' --kd-batch 2 --batch 2 --out u.ckpt --quiet",
+                               TINY), 0);
+    assert_int_equal(file_hash("labels.db"), before);
+}
+
+static void test_mismatched_tokenizer_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(run_train("--gt other.txt --records line %s --vocab 280 --steps 2 --out othertok.ckpt --quiet",
+                               TINY), 0);
+    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), "keep", 4), 0);
+    assert_int_not_equal(run_train("--gt gt.txt --records line %s --steps 2 --labels labels.db "
+                                   "--tokenizer othertok.ckpt --out keep.ckpt", TINY), 0);
+    assert_true(stderr_has("othertok.ckpt"));
+    assert_int_not_equal(run_train("--gt gt.txt --records line --steps 2 --labels labels.db "
+                                   "--init othertok.ckpt --out keep.ckpt"), 0);
+    assert_true(stderr_has("othertok.ckpt"));
+    char *kept = read_text("keep.ckpt");
+    assert_string_equal(kept, "keep");
+    free(kept);
+    assert_false(file_exists(path_in("keep.ckpt.resume")));
+}
+
+static void test_bad_inputs_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), "keep", 4), 0);
+    /* alpha outside [0, 1]: usage error */
+    assert_int_equal(run_train("--gt gt.txt --labels labels.db --alpha 1.5 --out keep.ckpt"), 2);
+    assert_int_equal(run_train("--gt gt.txt --bogus --out keep.ckpt"), 2);
+    /* SQL that SQLite rejects */
+    assert_int_equal(run_train("--gt gt.txt --records line %s --labels labels.db --labels-where 'nonsense ((' "
+                               "--steps 2 --out keep.ckpt", TINY), 1);
+    assert_true(stderr_has("labels.db"));
+    /* teacher T 32 > student T 16 */
+    assert_int_equal(run_train("--gt gt.txt --records line --layers 1 --heads 2 --channels 32 --seq 16 "
+                               "--labels labels.db --steps 2 --out keep.ckpt"), 1);
+    assert_true(stderr_has("labels.db"));
+    /* missing files, empty GT */
+    assert_int_equal(run_train("--gt missing.txt %s --steps 2 --out keep.ckpt", TINY), 1);
+    assert_true(stderr_has("missing.txt"));
+    assert_int_equal(run_train("--gt gt.txt --records line %s --labels missing.db --steps 2 --out keep.ckpt", TINY), 1);
+    assert_true(stderr_has("missing.db"));
+    assert_int_equal(file_write_atomic(path_in("empty.txt"), "", 0), 0);
+    assert_int_equal(run_train("--gt empty.txt %s --steps 2 --out keep.ckpt", TINY), 1);
+    assert_true(stderr_has("empty"));
+    /* a labels.db of another schema version */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp %s %s", path_in("labels.db"), path_in("v99.db"));
+    assert_int_equal(system(cmd), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path_in("v99.db"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(run_train("--gt gt.txt --records line %s --labels v99.db --steps 2 --out keep.ckpt", TINY), 1);
+    assert_true(stderr_has("v99.db"));
+    char *kept = read_text("keep.ckpt");
+    assert_string_equal(kept, "keep");
+    free(kept);
+    assert_false(file_exists(path_in("keep.ckpt.resume")));
+}
+
+static double eval_loss(const char *model_name, const char *input)
+{
+    if (run_train("--eval --model %s --input %s --records line --json", model_name, input) != 0)
+        return NAN;
+    char *out = read_text("stdout.txt");
+    const char *p = out ? strstr(out, "\"loss\":") : NULL;
+    double loss = p ? strtod(p + 7, NULL) : NAN;
+    free(out);
+    return loss;
+}
+
+static void test_kd_student_learns_teacher_text(void **state)
+{
+    (void)state;
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 1 --lr 0 --labels labels.db --alpha 0 "
+                               "--kd-batch 2 --out untrained.ckpt --quiet", TINY), 0);
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 40 --lr 3e-3 --labels labels.db --alpha 0 "
+                               "--kd-batch 4 --kd-tail renorm --out kd.ckpt --quiet", TINY), 0);
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 40 --lr 3e-3 --labels labels.db --alpha 0 "
+                               "--kd-batch 4 --out kdb.ckpt --quiet", TINY), 0);
+    double untrained = eval_loss("untrained.ckpt", "unlabeled.txt");
+    double kd = eval_loss("kd.ckpt", "unlabeled.txt");
+    double kdb = eval_loss("kdb.ckpt", "unlabeled.txt");
+    double teacher = eval_loss("teacher.ckpt", "unlabeled.txt");
+    print_message("teacher %.4f, untrained %.4f, KD renorm %.4f, KD bucket %.4f\n", teacher,
+                  untrained, kd, kdb);
+    /* renorm teaches the order within the top-k only, so it gains less */
+    assert_true(kd < untrained - 0.1);
+    assert_true(kdb < untrained - 0.5);
+}
+
+/* Per-step kd_loss values of a --metrics file. */
+static int read_kd_losses(const char *name, double *out, int max)
+{
+    char *text = read_text(name);
+    int n = 0;
+    for (const char *p = text; p && n < max && (p = strstr(p, "\"kd_loss\":")); p++)
+        out[n++] = strtod(p + 10, NULL);
+    free(text);
+    return n;
+}
+
+/* With one-hot labels on the actual next tokens, KD is the LM loss: the soft
+ * run and the hard-label run must see the same losses, which holds only if
+ * every packed position gets the decoded label of its own window position. */
+static void test_label_positions_line_up(void **state)
+{
+    (void)state;
+    const char *args = "--gt gt.txt --records line --layers 1 --heads 2 --channels 32 --seq 80 "
+                       "--steps 4 --labels onehot.db --alpha 0 --kd-batch 3 --quiet";
+    assert_int_equal(run_train("%s --metrics soft.jsonl --out soft.ckpt", args), 0);
+    assert_int_equal(run_train("%s --labels-hard --metrics hard.jsonl --out hard1.ckpt", args), 0);
+    double soft[4], hard[4];
+    assert_int_equal(read_kd_losses("soft.jsonl", soft, 4), 4);
+    assert_int_equal(read_kd_losses("hard.jsonl", hard, 4), 4);
+    for (int i = 0; i < 4; i++)
+        if (fabs(soft[i] - hard[i]) > 1e-4 * hard[i])
+            fail_msg("step %d: KD %.8g, LM on the same tokens %.8g", i + 1, soft[i], hard[i]);
+}
+
+static void test_hard_labels_and_outputs(void **state)
+{
+    (void)state;
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 6 --labels labels.db --labels-hard "
+                               "--batch 2 --kd-batch 2 --metrics m.jsonl --json --quiet --out hard.ckpt", TINY), 0);
+    char *out = read_text("stdout.txt");
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"kd_loss\":"));
+    free(out);
+    char *metrics = read_text("m.jsonl");
+    assert_non_null(metrics);
+    int lines = 0;
+    for (char *p = metrics; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 6);
+    assert_non_null(strstr(metrics, "\"step\":6,\"lm_loss\":"));
+    free(metrics);
+    /* bits per byte = nats / (ln 2 * bytes) of the evaluated text */
+    assert_int_equal(run_train("--eval --model hard.ckpt --input heldout.txt --records line --json"), 0);
+    out = read_text("stdout.txt");
+    unsigned long long tokens = 0;
+    double loss = 0, ppl = 0, bpb = 0;
+    assert_int_equal(sscanf(out, "{\"tokens\":%llu,\"loss\":%lf,\"ppl\":%lf,\"bits_per_byte\":%lf}",
+                            &tokens, &loss, &ppl, &bpb), 4);
+    free(out);
+    char *text = read_text("heldout.txt");
+    size_t bytes = 0, records = 0;
+    for (char *p = text; *p; p++) {
+        if (*p == '\n')
+            records++;
+        else
+            bytes++;
+    }
+    free(text);
+    assert_true(tokens >= records && tokens <= bytes);
+    assert_true(fabs(ppl - exp(loss)) < 1e-6 * ppl);
+    assert_true(fabs(bpb - loss * (double)tokens / (log(2.0) * (double)bytes)) < 1e-6 * bpb);
+}
+
+static void test_help_and_version(void **state)
+{
+    (void)state;
+    assert_int_equal(run_train("--help"), 0);
+    char *out = read_text("stdout.txt");
+    static const char *opts[] = {"--gt", "--records", "--out", "--labels", "--labels-where",
+                                 "--labels-hard", "--alpha", "--tau", "--kd-tail", "--preset",
+                                 "--layers", "--init", "--tokenizer", "--vocab", "--steps",
+                                 "--epochs", "--batch", "--kd-batch", "--lr", "--warmup",
+                                 "--weight-decay", "--clip", "--seed", "--threads", "--eval-input",
+                                 "--eval-every", "--checkpoint-every", "--resume", "--metrics",
+                                 "--quiet", "--json", "--eval", "--model", "--input", "--stop-at"};
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (!strstr(out, opts[i]))
+            fail_msg("--help does not describe %s", opts[i]);
+    free(out);
+    assert_int_equal(run_train("--version"), 0);
+    out = read_text("stdout.txt");
+    assert_non_null(strstr(out, "w2s "));
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_alpha1_is_plain_lm),
+        cmocka_unit_test(test_alpha0_ignores_gt),
+        cmocka_unit_test(test_resume_after_stop),
+        cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test(test_labels_db_unchanged),
+        cmocka_unit_test(test_mismatched_tokenizer_refused),
+        cmocka_unit_test(test_bad_inputs_refused),
+        cmocka_unit_test(test_kd_student_learns_teacher_text),
+        cmocka_unit_test(test_hard_labels_and_outputs),
+        cmocka_unit_test(test_label_positions_line_up),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,49 @@
+/* eval: cross-entropy, perplexity and bits per byte of packed windows; see
+ * eval.h. */
+#include "eval.h"
+
+#include "err.h"
+#include "mem.h"
+#include "window.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, eval_result *out)
+{
+    if (w->n == 0 || w->targets == 0)
+        return err_set("evaluation set: no tokens to predict");
+    const int T = model_get_config(m)->seq_len, V = model_get_config(m)->vocab;
+    size_t cells = (size_t)rows * (size_t)T;
+    int32_t *buf = mem_alloc(sizeof *buf * cells * 3, "evaluation batch");
+    if (!buf)
+        return -1;
+    int32_t *tokens = buf, *pos = buf + cells, *targets = buf + 2 * cells;
+    double nats = 0.0;
+    size_t next = 0;
+    while (next < w->n) {
+        packer p;
+        packer_reset(&p, rows, T, tokens, pos);
+        for (size_t i = 0; i < cells; i++)
+            targets[i] = -1;
+        for (; next < w->n; next++) {
+            const int32_t *tok = w->tokens + w->start[next];
+            long off = packer_place(&p, tok, w->len[next]);
+            if (off < 0)
+                break;
+            for (int j = 0; j + 1 < w->len[next]; j++)
+                targets[off + j] = tok[j + 1];
+        }
+        int used = packer_rows_used(&p);
+        float *logits = model_forward(m, tokens, pos, used, T);
+        nats += objective_ce(obj, logits, targets, (long)used * T, V, 0.0f);
+    }
+    free(buf);
+    out->tokens = w->targets;
+    out->bytes = w->bytes;
+    out->nats = nats;
+    out->loss = nats / (double)w->targets;
+    out->ppl = exp(out->loss);
+    out->bits_per_byte = w->bytes ? nats / (log(2.0) * (double)w->bytes) : 0.0;
+    return 0;
+}

@@ -1,0 +1,25 @@
+/* metrics: the machine-readable record of a training run -- one JSON object
+ * per line (jansson) per step in the --metrics file, and the final summary
+ * object printed by --json. */
+#ifndef W2S_METRICS_H
+#define W2S_METRICS_H
+
+#include <stdio.h>
+
+typedef struct metrics_step {
+    long step;
+    int has_lm, has_kd, has_eval;    /* which of the losses below apply */
+    double lm_loss, kd_loss, loss, lr, grad_norm, tokens_per_s, eval_loss;
+} metrics_step;
+
+typedef struct metrics metrics;
+
+/* Opens path for JSON lines, truncating it, or appending when append (a
+ * resumed run). @return the writer, or NULL + message naming path. */
+metrics *metrics_open(const char *path, int append);
+/* Appends one line and flushes it. @return 0, or -1 + message naming the file. */
+int metrics_write(metrics *mt, const metrics_step *s);
+/* Closes the file. @return 0, or -1 + message (write error). NULL is fine. */
+int metrics_close(metrics *mt);
+
+#endif

@@ -1,0 +1,30 @@
+/* objective: the per-position losses of a training step (DESIGN §8), run over
+ * a batch's logits in place and split across a thread pool by contiguous
+ * position ranges. Each range's sum is accumulated in position order and the
+ * ranges are added in range order, so results are bit-identical for a fixed
+ * thread count. */
+#ifndef W2S_OBJECTIVE_H
+#define W2S_OBJECTIVE_H
+
+#include <stdint.h>
+
+#include "kd_loss.h"
+
+typedef struct objective objective;
+
+/* threads: as the model's (>= 1). @return the pool, or NULL + message. */
+objective *objective_create(int threads);
+void objective_free(objective *o);
+
+/* Cross-entropy of n positions (loss_cross_entropy semantics: targets < 0
+ * masked, rows overwritten with scale * dloss/dlogits). @return the sum. */
+double objective_ce(objective *o, float *logits, const int32_t *targets, long n, int V, float scale);
+
+/* KD of n positions: position i is labeled when targets[i] >= 0, with the
+ * teacher's ids / logprobs (n, k) and tail (n); unlabeled rows get a zero
+ * gradient. @return the sum of KD over labeled positions. */
+double objective_kd(objective *o, float *logits, const int32_t *targets, const int32_t *ids,
+                    const float *logprobs, const float *tail, int k, long n, int V, float tau,
+                    kd_tail_mode mode, float scale);
+
+#endif

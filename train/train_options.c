@@ -1,0 +1,331 @@
+/* train_options: getopt_long parsing of the train command line; see
+ * train_options.h. Options that take several paths (--gt, --eval-input,
+ * --input) collect the plain arguments that follow them. */
+#include "train_options.h"
+
+#include "cli.h"
+#include "err.h"
+#include "mem.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: train --gt PATH... --out MODEL.ckpt [options]\n"
+    "       train --eval --model MODEL.ckpt --input PATH... [--records MODE] [--json]\n"
+    "\n"
+    "Trains a GPT-2 style model on ground-truth text (LM loss), optionally plus a\n"
+    "teacher's stored soft labels (KD loss, DESIGN §8), or evaluates a model.\n"
+    "\n"
+    "Data:\n"
+    "  --gt PATH...           ground-truth text: files, archives, directories or -\n"
+    "  --records MODE         how inputs split into records: file (default), line,\n"
+    "                         paragraph, fortune, jsonl:FIELD\n"
+    "  --labels DB            labels.db written by distill (opened read-only); the\n"
+    "                         student then uses the tokenizer stored in it\n"
+    "  --labels-where SQL     only rows matching this SQL condition over the labels\n"
+    "                         table, e.g. 'mean_entropy < 2.5'\n"
+    "  --labels-hard          the labeled batch gets the LM loss on the stored token\n"
+    "                         ids (the real next tokens) instead of KD: the\n"
+    "                         'ceiling' run; same --alpha weighting\n"
+    "Objective:\n"
+    "  --alpha A              loss = A * LM + (1 - A) * KD, A in [0, 1]; default 0.5\n"
+    "                         with --labels, else 1 (A = 1 never reads the labels,\n"
+    "                         A = 0 never reads the GT batch)\n"
+    "  --tau T                KD temperature (default 1)\n"
+    "  --kd-tail MODE         bucket (default: top-k + one tail bucket, exact at\n"
+    "                         tau 1) or renorm (both renormalised over the top-k)\n"
+    "Model:\n"
+    "  --preset NAME          tiny (L2 H4 C128 T128) or small (L6 H6 C384 T256,\n"
+    "                         default); --layers/--heads/--channels/--seq override\n"
+    "  --layers L --heads H --channels C --seq T\n"
+    "  --init CKPT            start from this checkpoint's weights, config and\n"
+    "                         tokenizer\n"
+    "  --tokenizer CKPT       use this checkpoint's tokenizer\n"
+    "  --vocab N              vocabulary of the tokenizer learned from --gt when no\n"
+    "                         other tokenizer is given (default 4096)\n"
+    "Optimisation:\n"
+    "  --steps N | --epochs E number of steps, or passes over the GT windows\n"
+    "                         (over the labeled tokens, estimated, when A = 0);\n"
+    "                         default --epochs 1\n"
+    "  --batch B              GT rows of T tokens per step (default 16)\n"
+    "  --kd-batch B           labeled rows of T tokens per step (default 16)\n"
+    "  --lr LR                peak learning rate (default 1e-3)\n"
+    "  --warmup N             warm-up steps (default 5% of the steps), then cosine\n"
+    "                         decay to 10% of the peak\n"
+    "  --weight-decay W       AdamW decoupled weight decay on matrices (default 0.1)\n"
+    "  --clip G               gradient norm clipping, 0 = off (default 1)\n"
+    "  --seed S               initialisation and data order (default 1)\n"
+    "  --threads N            threads (default: all cores); results are\n"
+    "                         bit-identical for the same seed and thread count\n"
+    "Evaluation, checkpoints, output:\n"
+    "  --out MODEL.ckpt       the trained model (parameters + tokenizer); with\n"
+    "                         --eval-input the best held-out checkpoint, else the\n"
+    "                         final one. The resumable state (with AdamW moments)\n"
+    "                         goes to MODEL.ckpt.resume\n"
+    "  --eval-input PATH...   held-out text evaluated every --eval-every steps and\n"
+    "                         at the end\n"
+    "  --eval-every N         (default 100)\n"
+    "  --checkpoint-every N   write MODEL.ckpt.resume every N steps and at the end\n"
+    "                         (default 100, 0 = only at the end)\n"
+    "  --resume               continue from MODEL.ckpt.resume (same options); the\n"
+    "                         result is bit-identical to an uninterrupted run. A\n"
+    "                         missing MODEL.ckpt.resume starts from scratch\n"
+    "  --stop-at N            stop after step N with a checkpoint, as if\n"
+    "                         interrupted (continue later with --resume)\n"
+    "  --metrics FILE         JSON lines per step: step, lm_loss, kd_loss, loss, lr,\n"
+    "                         grad_norm, tokens_per_s (+ eval_loss when evaluated);\n"
+    "                         appended to with --resume\n"
+    "  --labels-only          no model: only stream the labeled batches (read, decode,\n"
+    "                         pack) for the run's steps and report their tokens/s\n"
+    "  --quiet                no settings or progress on stderr\n"
+    "  --json                 a final summary object on stdout\n"
+    "Evaluation mode:\n"
+    "  --eval --model CKPT --input PATH...\n"
+    "                         mean cross-entropy (nats per token) of every token\n"
+    "                         after each record's start, perplexity and bits per\n"
+    "                         byte (total nats / (ln 2 * record bytes)); --json\n"
+    "                         prints {\"tokens\", \"loss\", \"ppl\", \"bits_per_byte\"}\n"
+    "  --help, --version\n";
+
+enum {
+    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_HARD,
+    OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_PRESET, OPT_LAYERS, OPT_HEADS, OPT_CHANNELS,
+    OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS, OPT_BATCH,
+    OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
+    OPT_EVAL_INPUT, OPT_EVAL_EVERY, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_STOP_AT,
+    OPT_METRICS, OPT_LABELS_ONLY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT, OPT_HELP, OPT_VERSION
+};
+
+static const struct option long_options[] = {
+    {"gt", required_argument, NULL, OPT_GT},
+    {"records", required_argument, NULL, OPT_RECORDS},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"labels", required_argument, NULL, OPT_LABELS},
+    {"labels-where", required_argument, NULL, OPT_LABELS_WHERE},
+    {"labels-hard", no_argument, NULL, OPT_LABELS_HARD},
+    {"alpha", required_argument, NULL, OPT_ALPHA},
+    {"tau", required_argument, NULL, OPT_TAU},
+    {"kd-tail", required_argument, NULL, OPT_KD_TAIL},
+    {"preset", required_argument, NULL, OPT_PRESET},
+    {"layers", required_argument, NULL, OPT_LAYERS},
+    {"heads", required_argument, NULL, OPT_HEADS},
+    {"channels", required_argument, NULL, OPT_CHANNELS},
+    {"seq", required_argument, NULL, OPT_SEQ},
+    {"init", required_argument, NULL, OPT_INIT},
+    {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
+    {"vocab", required_argument, NULL, OPT_VOCAB},
+    {"steps", required_argument, NULL, OPT_STEPS},
+    {"epochs", required_argument, NULL, OPT_EPOCHS},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"kd-batch", required_argument, NULL, OPT_KD_BATCH},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"weight-decay", required_argument, NULL, OPT_WEIGHT_DECAY},
+    {"clip", required_argument, NULL, OPT_CLIP},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"eval-input", required_argument, NULL, OPT_EVAL_INPUT},
+    {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
+    {"checkpoint-every", required_argument, NULL, OPT_CHECKPOINT_EVERY},
+    {"resume", no_argument, NULL, OPT_RESUME},
+    {"stop-at", required_argument, NULL, OPT_STOP_AT},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"labels-only", no_argument, NULL, OPT_LABELS_ONLY},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"eval", no_argument, NULL, OPT_EVAL},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"input", required_argument, NULL, OPT_INPUT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+_Noreturn static void usage_die(const char *message)
+{
+    cli_die("train", EXIT_USAGE, message);
+}
+
+static void add_path(const char ***list, int *n, const char *path)
+{
+    const char **grown = mem_realloc((void *)*list, sizeof **list * (size_t)(*n + 1), "paths");
+    if (!grown)
+        usage_die(err_message());
+    grown[(*n)++] = path;
+    *list = grown;
+}
+
+static long long parse_int(const char *opt, const char *text, long long min, long long max)
+{
+    long long v;
+    if (cli_parse_int(opt, text, min, max, &v) < 0)
+        usage_die(err_message());
+    return v;
+}
+
+static double parse_double(const char *opt, const char *text, double min, double max)
+{
+    double v;
+    if (cli_parse_double(opt, text, min, max, &v) < 0)
+        usage_die(err_message());
+    return v;
+}
+
+static void check_eval_mode(const train_options *o, int trained_only)
+{
+    if (!o->model_path)
+        usage_die("--eval needs --model CKPT");
+    if (o->n_eval_input == 0)
+        usage_die("--eval needs --input PATH...");
+    if (trained_only)
+        usage_die("--eval takes only --model, --input, --records, --batch, --threads, --json, --quiet");
+}
+
+static void check_train_mode(train_options *o, int alpha_given)
+{
+    if (o->model_path)
+        usage_die("--model is for --eval (use --init to start from a checkpoint)");
+    if (o->n_gt == 0)
+        usage_die("--gt PATH... is required (the ground-truth text)");
+    if (!o->out)
+        usage_die("--out MODEL.ckpt is required");
+    if (!o->labels) {
+        if (o->labels_where || o->labels_hard || o->labels_only)
+            usage_die("--labels-where, --labels-hard and --labels-only need --labels");
+        if (alpha_given && o->alpha != 1.0)
+            usage_die("--alpha below 1 needs --labels");
+        o->alpha = 1.0;
+    } else if (!alpha_given) {
+        o->alpha = 0.5;
+    }
+    if (o->init && (o->preset || o->layers || o->heads || o->channels || o->seq))
+        usage_die("--init takes the model config from the checkpoint; drop --preset/--layers/--heads/--channels/--seq");
+    if (o->vocab && (o->labels || o->tokenizer || o->init))
+        usage_die("--vocab applies only when a tokenizer is learned from --gt (no --labels, --tokenizer or --init)");
+    if (o->steps && o->epochs > 0)
+        usage_die("give --steps or --epochs, not both");
+    if (!o->steps && o->epochs <= 0)
+        o->epochs = 1.0;
+    if (o->eval_every && o->n_eval_input == 0)
+        o->eval_every = 0;
+}
+
+void train_options_parse(train_options *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    o->records.mode = RECORDS_FILE;
+    o->alpha = 1.0;
+    o->tau = 1.0;
+    o->kd_tail = KD_TAIL_BUCKET;
+    o->batch = 16;
+    o->kd_batch = 16;
+    o->lr = 1e-3;
+    o->warmup = -1;
+    o->weight_decay = 0.1;
+    o->clip = 1.0;
+    o->seed = 1;
+    o->eval_every = 100;
+    o->checkpoint_every = 100;
+    int alpha_given = 0, train_only = 0, *list_n = NULL;
+    const char ***list = NULL;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "-", long_options, NULL)) != -1) {
+        if (c != 1 && c != '?' && c != ':')
+            list = NULL;
+        if (c != 1 && c != OPT_EVAL && c != OPT_MODEL && c != OPT_INPUT && c != OPT_RECORDS &&
+            c != OPT_BATCH && c != OPT_THREADS && c != OPT_JSON && c != OPT_QUIET &&
+            c != OPT_HELP && c != OPT_VERSION)
+            train_only = 1;
+        switch (c) {
+        case 1:
+            if (!list) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "unexpected argument '%s'", optarg);
+                usage_die(msg);
+            }
+            add_path(list, list_n, optarg);
+            break;
+        case OPT_GT: add_path(&o->gt, &o->n_gt, optarg); list = &o->gt; list_n = &o->n_gt; break;
+        case OPT_EVAL_INPUT:
+        case OPT_INPUT:
+            add_path(&o->eval_input, &o->n_eval_input, optarg);
+            list = &o->eval_input;
+            list_n = &o->n_eval_input;
+            break;
+        case OPT_RECORDS:
+            if (corpus_parse_mode(optarg, &o->records) < 0)
+                usage_die(err_message());
+            break;
+        case OPT_OUT: o->out = optarg; break;
+        case OPT_LABELS: o->labels = optarg; break;
+        case OPT_LABELS_WHERE: o->labels_where = optarg; break;
+        case OPT_LABELS_HARD: o->labels_hard = 1; break;
+        case OPT_ALPHA: o->alpha = parse_double("--alpha", optarg, 0.0, 1.0); alpha_given = 1; break;
+        case OPT_TAU: o->tau = parse_double("--tau", optarg, 0.01, 100.0); break;
+        case OPT_KD_TAIL:
+            if (kd_tail_parse(optarg, &o->kd_tail) < 0)
+                usage_die(err_message());
+            break;
+        case OPT_PRESET: o->preset = optarg; break;
+        case OPT_LAYERS: o->layers = (int)parse_int("--layers", optarg, 1, 256); break;
+        case OPT_HEADS: o->heads = (int)parse_int("--heads", optarg, 1, 256); break;
+        case OPT_CHANNELS: o->channels = (int)parse_int("--channels", optarg, 1, 16384); break;
+        case OPT_SEQ: o->seq = (int)parse_int("--seq", optarg, 2, 65536); break;
+        case OPT_INIT: o->init = optarg; break;
+        case OPT_TOKENIZER: o->tokenizer = optarg; break;
+        case OPT_VOCAB: o->vocab = (int)parse_int("--vocab", optarg, 258, 65536); break;
+        case OPT_STEPS: o->steps = (long)parse_int("--steps", optarg, 1, 1000000000); break;
+        case OPT_EPOCHS: o->epochs = parse_double("--epochs", optarg, 1e-6, 1e6); break;
+        case OPT_BATCH: o->batch = (int)parse_int("--batch", optarg, 1, 4096); break;
+        case OPT_KD_BATCH: o->kd_batch = (int)parse_int("--kd-batch", optarg, 1, 4096); break;
+        case OPT_LR: o->lr = parse_double("--lr", optarg, 0.0, 10.0); break;
+        case OPT_WARMUP: o->warmup = (long)parse_int("--warmup", optarg, 0, 1000000000); break;
+        case OPT_WEIGHT_DECAY: o->weight_decay = parse_double("--weight-decay", optarg, 0.0, 10.0); break;
+        case OPT_CLIP: o->clip = parse_double("--clip", optarg, 0.0, 1e9); break;
+        case OPT_SEED: o->seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
+        case OPT_THREADS: o->threads = (int)parse_int("--threads", optarg, 1, 1024); break;
+        case OPT_EVAL_EVERY: o->eval_every = (long)parse_int("--eval-every", optarg, 1, 1000000000); break;
+        case OPT_CHECKPOINT_EVERY:
+            o->checkpoint_every = (long)parse_int("--checkpoint-every", optarg, 0, 1000000000);
+            break;
+        case OPT_RESUME: o->resume = 1; break;
+        case OPT_STOP_AT: o->stop_at = (long)parse_int("--stop-at", optarg, 1, 1000000000); break;
+        case OPT_METRICS: o->metrics = optarg; break;
+        case OPT_LABELS_ONLY: o->labels_only = 1; break;
+        case OPT_QUIET: o->quiet = 1; break;
+        case OPT_JSON: o->json = 1; break;
+        case OPT_EVAL: o->eval_mode = 1; break;
+        case OPT_MODEL: o->model_path = optarg; break;
+        case OPT_HELP:
+            fputs(usage_text, stdout);
+            exit(0);
+        case OPT_VERSION:
+            printf("w2s %s\n", W2S_VERSION);
+            exit(0);
+        default: {
+            char msg[600];
+            if (optopt)
+                snprintf(msg, sizeof msg, "option '%s' needs a value (see --help)",
+                         argv[optind - 1]);
+            else
+                snprintf(msg, sizeof msg, "unknown option '%s' (see --help)", argv[optind - 1]);
+            usage_die(msg);
+        }
+        }
+    }
+    if (o->eval_mode)
+        check_eval_mode(o, train_only);
+    else
+        check_train_mode(o, alpha_given);
+}
+
+void train_options_free(train_options *o)
+{
+    free((void *)o->gt);
+    free((void *)o->eval_input);
+    o->gt = o->eval_input = NULL;
+}

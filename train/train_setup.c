@@ -1,0 +1,394 @@
+/* train_setup: resolves a training run's options into a ready train_run;
+ * see trainer.h. Order matters: the resume checkpoint, --init, --tokenizer
+ * and labels.db are read first, so the tokenizer can be chosen and checked
+ * before any text is tokenized. */
+#include "trainer.h"
+
+#include "err.h"
+#include "fileio.h"
+#include "gt_batch.h"
+#include "mem.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* Tokenizer hash of a checkpoint's (or database's) blob, named by path. */
+static int blob_tok_hash(const unsigned char *blob, size_t len, const char *path, uint64_t *hash)
+{
+    tokenizer *t = tok_deserialize(blob, len);
+    if (!t)
+        return err_wrap("%s: tokenizer", path);
+    *hash = tok_hash(t);
+    tok_free(t);
+    return 0;
+}
+
+static int check_same_tokenizer(const checkpoint *ck, const char *path, uint64_t want,
+                                const char *want_from)
+{
+    uint64_t h = 0;
+    TRY(blob_tok_hash(ck->tokenizer, ck->tokenizer_len, path, &h));
+    if (h != want)
+        return err_set("%s: its tokenizer (hash %016llx) differs from the one in %s (hash %016llx)",
+                       path, (unsigned long long)h, want_from, (unsigned long long)want);
+    return 0;
+}
+
+static int learn_tokenizer(train_run *r, const gt_texts *t)
+{
+    byte_span *spans = mem_calloc(t->n, sizeof *spans, "record list");
+    if (!spans)
+        return -1;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t begin = i ? t->ends[i - 1] : 0;
+        spans[i] = (byte_span){t->bytes + begin, t->ends[i] - begin};
+    }
+    int vocab = r->o->vocab ? r->o->vocab : TOK_DEFAULT_VOCAB;
+    r->tok = tok_train(spans, t->n, vocab);
+    free(spans);
+    if (!r->tok)
+        return err_wrap("learning the tokenizer from --gt");
+    return tok_serialize(r->tok, &r->tok_blob, &r->tok_blob_len);
+}
+
+static int use_tokenizer(train_run *r, const unsigned char *blob, size_t len, const char *path)
+{
+    r->tok = tok_deserialize(blob, len);
+    if (!r->tok)
+        return err_wrap("%s: tokenizer", path);
+    r->tok_blob = mem_alloc(len ? len : 1, "tokenizer");
+    if (!r->tok_blob)
+        return -1;
+    memcpy(r->tok_blob, blob, len);
+    r->tok_blob_len = len;
+    return 0;
+}
+
+static int resolve_config(train_run *r, const checkpoint *init_ck)
+{
+    const train_options *o = r->o;
+    const char *from = "the options";
+    if (r->resumed) {
+        r->cfg = r->resume_ck.config;
+        from = r->resume_path;
+    } else if (o->init) {
+        r->cfg = init_ck->config;
+        from = o->init;
+    } else {
+        memset(&r->cfg, 0, sizeof r->cfg);
+        if (model_config_preset(o->preset ? o->preset : "small", &r->cfg) < 0)
+            return err_wrap("--preset");
+        if (o->layers)
+            r->cfg.layers = o->layers;
+        if (o->heads)
+            r->cfg.heads = o->heads;
+        if (o->channels)
+            r->cfg.channels = o->channels;
+        if (o->seq)
+            r->cfg.seq_len = o->seq;
+        r->cfg.vocab = tok_vocab_size(r->tok);
+    }
+    if (r->cfg.vocab != tok_vocab_size(r->tok))
+        return err_set("%s: model vocabulary %d differs from its tokenizer's %d", from, r->cfg.vocab,
+                       tok_vocab_size(r->tok));
+    if (model_config_check(&r->cfg) < 0)
+        return err_wrap("%s: model config", from);
+    return 0;
+}
+
+static int check_labels(train_run *r)
+{
+    const labels_meta *meta = label_reader_meta(r->labels);
+    const char *path = r->o->labels;
+    if (meta->teacher_config.seq_len > r->cfg.seq_len)
+        return err_set("%s: the teacher's sequence length %d exceeds the student's %d (use --seq >= %d)",
+                       path, meta->teacher_config.seq_len, r->cfg.seq_len, meta->teacher_config.seq_len);
+    if (meta->teacher_config.vocab != r->cfg.vocab)
+        return err_set("%s: the teacher's vocabulary %d differs from the student's %d", path,
+                       meta->teacher_config.vocab, r->cfg.vocab);
+    if (meta->k > KD_MAX_K)
+        return err_set("%s: k = %d exceeds the largest supported (%d)", path, meta->k, KD_MAX_K);
+    return 0;
+}
+
+static int load_windows(train_run *r, gt_windows *w, const char *const *paths, int n, const char *opt)
+{
+    gt_texts t = {0};
+    int rc = gt_texts_load(&t, paths, n, &r->o->records);
+    if (rc == 0)
+        rc = gt_windows_build(w, &t, r->tok, r->cfg.seq_len);
+    if (rc == 0 && w->n == 0)
+        rc = err_set("%s %s%s: no text (empty set of records)", opt, paths[0], n > 1 ? " ..." : "");
+    gt_texts_free(&t);
+    return rc;
+}
+
+/* Appends printf output to a growing string (for the settings fingerprint). */
+static int append(char **s, size_t *len, size_t *cap, const char *fmt, ...) W2S_PRINTF(4, 5);
+static int append(char **s, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(*s ? *s + *len : NULL, *s ? *cap - *len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return err_set("settings: formatting failed");
+        if (*s && *len + (size_t)n < *cap) {
+            *len += (size_t)n;
+            return 0;
+        }
+        TRY(mem_reserve((void **)s, cap, *len + (size_t)n + 1, 1, "settings"));
+    }
+}
+
+/* XXH3 of every option that shapes the trajectory (not threads, evaluation,
+ * checkpoint cadence or output), plus the labels' teacher and row count so a
+ * database that grew since the checkpoint is noticed. */
+static int settings_hash(const train_run *r, uint64_t *hash)
+{
+    const train_options *o = r->o;
+    char *s = NULL;
+    size_t len = 0, cap = 0;
+    int rc = append(&s, &len, &cap, "records %d %s|", (int)o->records.mode, o->records.field);
+    for (int i = 0; rc == 0 && i < o->n_gt; i++)
+        rc = append(&s, &len, &cap, "gt %s|", o->gt[i]);
+    if (rc == 0)
+        rc = append(&s, &len, &cap,
+                    "labels %s|where %s|hard %d|alpha %a|tau %a|tail %d|preset %s|L %d H %d C %d T %d|"
+                    "init %s|tokenizer %s|vocab %d|steps %ld|batch %d %d|lr %a|warmup %ld|wd %a|"
+                    "clip %a|seed %llu|tok %016llx",
+                    o->labels ? o->labels : "", o->labels_where ? o->labels_where : "",
+                    o->labels_hard, o->alpha, o->tau, (int)o->kd_tail, o->preset ? o->preset : "",
+                    o->layers, o->heads, o->channels, o->seq, o->init ? o->init : "",
+                    o->tokenizer ? o->tokenizer : "", o->vocab, r->total_steps, o->batch,
+                    o->kd_batch, o->lr, r->warmup, o->weight_decay, o->clip,
+                    (unsigned long long)o->seed, (unsigned long long)tok_hash(r->tok));
+    if (rc == 0 && r->labels)
+        rc = append(&s, &len, &cap, "|teacher %016llx rows %zu",
+                    (unsigned long long)label_reader_meta(r->labels)->teacher_hash,
+                    label_reader_rows(r->labels));
+    if (rc == 0)
+        *hash = XXH3_64bits(s, len);
+    free(s);
+    return rc;
+}
+
+static int count_steps(train_run *r)
+{
+    const train_options *o = r->o;
+    if (o->steps) {
+        r->total_steps = o->steps;
+    } else if (r->rows_gt) {
+        r->total_steps = gt_sampler_count_steps(&r->gt, o->seed, TRAIN_STREAM_GT, r->rows_gt,
+                                                r->cfg.seq_len, o->epochs);
+        if (r->total_steps < 0)
+            return -1;
+    } else {
+        double tokens = (double)label_reader_tokens(r->labels);
+        double steps = ceil(o->epochs * tokens / ((double)r->rows_kd * r->cfg.seq_len));
+        r->total_steps = steps < 1 ? 1 : steps > 1e9 ? 1000000000 : (long)steps;
+    }
+    r->warmup = o->warmup >= 0 ? o->warmup : r->total_steps / 20;
+    return 0;
+}
+
+static int load_resume(train_run *r)
+{
+    TRY(checkpoint_read(r->resume_path, &r->resume_ck));
+    TRY(train_state_decode(r->resume_ck.train_state, r->resume_ck.train_state_len, r->resume_path,
+                           &r->state));
+    if (!r->resume_ck.adam_m || !r->resume_ck.adam_v)
+        return err_set("%s: no optimiser state (not a resumable checkpoint)", r->resume_path);
+    r->resumed = 1;
+    return 0;
+}
+
+static int init_weights(train_run *r, const checkpoint *init_ck)
+{
+    size_t n = model_num_params(r->m);
+    if (r->resumed) {
+        memcpy(model_params(r->m), r->resume_ck.params, n * sizeof(float));
+        memcpy(model_adam_m(r->m), r->resume_ck.adam_m, n * sizeof(float));
+        memcpy(model_adam_v(r->m), r->resume_ck.adam_v, n * sizeof(float));
+        r->start_step = r->resume_ck.step;
+        if (r->start_step < 0 || r->start_step > r->total_steps)
+            return err_set("%s: step %ld is beyond the run's %ld steps", r->resume_path,
+                           r->start_step, r->total_steps);
+    } else if (r->o->init) {
+        memcpy(model_params(r->m), init_ck->params, n * sizeof(float));
+    } else {
+        model_init_gpt2(r->m, r->o->seed);
+    }
+    return 0;
+}
+
+static void print_settings(const train_run *r)
+{
+    const train_options *o = r->o;
+    const model_config *c = &r->cfg;
+    fprintf(stderr, "train: model L%d H%d C%d T%d V%d, %zu parameters, %d threads%s\n", c->layers,
+            c->heads, c->channels, c->seq_len, c->vocab, model_num_params(r->m), model_threads(r->m),
+            r->resumed ? "" : o->init ? " (weights from --init)" : "");
+    if (r->rows_gt)
+        fprintf(stderr, "train: GT %zu windows, %llu tokens to predict, batch %d rows of %d\n",
+                r->gt.n, (unsigned long long)r->gt.targets, r->rows_gt, c->seq_len);
+    if (r->labels) {
+        const labels_meta *m = label_reader_meta(r->labels);
+        fprintf(stderr, "train: labels %s: %zu sequences%s%s, k %d, teacher L%d H%d C%d T%d%s\n",
+                o->labels, label_reader_rows(r->labels), o->labels_where ? " where " : "",
+                o->labels_where ? o->labels_where : "", m->k, m->teacher_config.layers,
+                m->teacher_config.heads, m->teacher_config.channels, m->teacher_config.seq_len,
+                r->rows_kd ? "" : " (not read: alpha 1)");
+        if (r->rows_kd)
+            fprintf(stderr, "train: kd-batch %d rows, %s\n", r->rows_kd,
+                    o->labels_hard ? "hard labels (LM loss on the stored tokens)" : "soft labels");
+    }
+    fprintf(stderr, "train: alpha %g, tau %g, kd-tail %s\n", o->alpha, o->tau, kd_tail_name(o->kd_tail));
+    fprintf(stderr, "train: %ld steps (warm-up %ld), lr %g cosine to 10%%, weight decay %g, clip %g, seed %llu\n",
+            r->total_steps, r->warmup, o->lr, o->weight_decay, o->clip, (unsigned long long)o->seed);
+    if (r->eval.n)
+        fprintf(stderr, "train: held-out %zu windows, %llu tokens, evaluated every %ld steps\n",
+                r->eval.n, (unsigned long long)r->eval.targets, o->eval_every);
+    if (o->checkpoint_every)
+        fprintf(stderr, "train: out %s, resume state %s every %ld steps and at the end\n", o->out,
+                r->resume_path, o->checkpoint_every);
+    else
+        fprintf(stderr, "train: out %s, resume state %s at the end\n", o->out, r->resume_path);
+    if (r->resumed)
+        fprintf(stderr, "train: resuming from %s at step %ld\n", r->resume_path, r->start_step);
+}
+
+int train_setup(train_run *r, const train_options *o)
+{
+    checkpoint init_ck = {0}, tok_ck = {0};
+    gt_texts gt_text = {0};
+    int rc = -1;
+    r->o = o;
+    r->state.best_eval = INFINITY;
+    size_t out_len = strlen(o->out);
+    r->resume_path = mem_alloc(out_len + 8, "path");
+    if (!r->resume_path)
+        return -1;
+    memcpy(r->resume_path, o->out, out_len);
+    memcpy(r->resume_path + out_len, ".resume", 8);
+
+    if (o->resume && file_exists(r->resume_path) && load_resume(r) < 0)
+        goto done;
+    if (o->resume && !r->resumed && !o->quiet)
+        fprintf(stderr, "train: %s not found, starting from scratch\n", r->resume_path);
+    if (o->init && checkpoint_read(o->init, &init_ck) < 0)
+        goto done;
+    if (o->tokenizer && checkpoint_read(o->tokenizer, &tok_ck) < 0)
+        goto done;
+    if (o->labels && !(r->labels = label_reader_open(o->labels, o->labels_where)))
+        goto done;
+    r->rows_gt = o->alpha > 0.0 && !o->labels_only ? o->batch : 0;
+    r->rows_kd = o->labels && (o->alpha < 1.0 || o->labels_only) ? o->kd_batch : 0;
+
+    /* the tokenizer: resumed > labels.db > --init > --tokenizer > learned */
+    int learn = !r->resumed && !o->labels && !o->init && !o->tokenizer;
+    if (r->rows_gt || learn) {
+        if (gt_texts_load(&gt_text, o->gt, o->n_gt, &o->records) < 0)
+            goto done;
+        if (gt_text.n == 0) {
+            err_set("--gt %s%s: empty GT set (no records)", o->gt[0], o->n_gt > 1 ? " ..." : "");
+            goto done;
+        }
+    }
+    if (r->resumed)
+        rc = use_tokenizer(r, r->resume_ck.tokenizer, r->resume_ck.tokenizer_len, r->resume_path);
+    else if (o->labels)
+        rc = use_tokenizer(r, label_reader_meta(r->labels)->tokenizer,
+                           label_reader_meta(r->labels)->tokenizer_len, o->labels);
+    else if (o->init)
+        rc = use_tokenizer(r, init_ck.tokenizer, init_ck.tokenizer_len, o->init);
+    else if (o->tokenizer)
+        rc = use_tokenizer(r, tok_ck.tokenizer, tok_ck.tokenizer_len, o->tokenizer);
+    else
+        rc = learn_tokenizer(r, &gt_text);
+    if (rc < 0)
+        goto done;
+    rc = -1;
+    uint64_t h = tok_hash(r->tok);
+    const char *h_from = r->resumed ? r->resume_path : o->labels ? o->labels
+                       : o->init ? o->init : o->tokenizer ? o->tokenizer : "--gt";
+    if (o->labels && label_reader_meta(r->labels)->tokenizer_hash != h) {
+        err_set("%s: stored tokenizer hash does not match its tokenizer blob", o->labels);
+        goto done;
+    }
+    if ((o->init && check_same_tokenizer(&init_ck, o->init, h, h_from) < 0) ||
+        (o->tokenizer && check_same_tokenizer(&tok_ck, o->tokenizer, h, h_from) < 0))
+        goto done;
+    if (r->resumed && o->labels) {
+        uint64_t lh = label_reader_meta(r->labels)->tokenizer_hash;
+        if (lh != h) {
+            err_set("%s: its tokenizer differs from the one in %s", o->labels, r->resume_path);
+            goto done;
+        }
+    }
+
+    if (resolve_config(r, &init_ck) < 0 || (o->labels && check_labels(r) < 0))
+        goto done;
+    if (r->rows_gt) {
+        if (gt_windows_build(&r->gt, &gt_text, r->tok, r->cfg.seq_len) < 0)
+            goto done;
+        if (r->gt.n == 0) {
+            err_set("--gt %s: empty GT set (no windows)", o->gt[0]);
+            goto done;
+        }
+    }
+    gt_texts_free(&gt_text);
+    if (o->n_eval_input && load_windows(r, &r->eval, o->eval_input, o->n_eval_input, "--eval-input") < 0)
+        goto done;
+    if (count_steps(r) < 0)
+        goto done;
+    uint64_t hash = 0;
+    if (settings_hash(r, &hash) < 0)
+        goto done;
+    if (r->resumed && hash != r->state.settings_hash) {
+        err_set("%s: written by a run with other settings (data, labels, model, objective, steps, "
+                "batch, lr or seed differ); rerun without --resume to start over", r->resume_path);
+        goto done;
+    }
+    r->state.settings_hash = hash;
+
+    if (!o->labels_only) {
+        r->m = model_create(&r->cfg, r->rows_gt + r->rows_kd, o->threads);
+        if (!r->m || init_weights(r, &init_ck) < 0)
+            goto done;
+        r->obj = objective_create(model_threads(r->m));
+        if (!r->obj)
+            goto done;
+    }
+    checkpoint_free(&r->resume_ck);
+    if (r->rows_kd && label_reader_start(r->labels, r->rows_kd, r->cfg.seq_len, r->cfg.vocab,
+                                         !o->labels_hard, o->seed, r->state.kd) < 0)
+        goto done;
+    if (!o->quiet && !o->labels_only)
+        print_settings(r);
+    rc = 0;
+done:
+    checkpoint_free(&init_ck);
+    checkpoint_free(&tok_ck);
+    gt_texts_free(&gt_text);
+    return rc;
+}
+
+void train_run_free(train_run *r)
+{
+    label_reader_close(r->labels);
+    objective_free(r->obj);
+    model_free(r->m);
+    gt_windows_free(&r->gt);
+    gt_windows_free(&r->eval);
+    tok_free(r->tok);
+    free(r->tok_blob);
+    checkpoint_free(&r->resume_ck);
+    free(r->resume_path);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,45 @@
+/* train_state: what, besides parameters, AdamW moments and the step, a run
+ * needs to continue exactly where it stopped. Data order is a pure function
+ * of (seed, stream, epoch), so the state is small: the position of each data
+ * stream, the best held-out result so far and a fingerprint of the settings
+ * that shape the trajectory (a resume with other settings is refused).
+ *
+ * Serialised into the checkpoint's opaque train_state bytes: "W2STRAIN",
+ * u32 version, then the fields below as little-endian u64 / IEEE doubles. */
+#ifndef W2S_TRAIN_STATE_H
+#define W2S_TRAIN_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+
+/* Position in a data stream: the next window to take is perm_epoch[index]. */
+typedef struct train_cursor { uint64_t epoch, index; } train_cursor;
+
+typedef struct train_state {
+    uint64_t settings_hash;
+    train_cursor gt, kd;
+    double best_eval;          /* INFINITY when never evaluated */
+    int64_t best_step;
+    uint64_t tokens_seen;      /* training tokens consumed so far */
+} train_state;
+
+#define TRAIN_STATE_BYTES 76
+
+enum { TRAIN_STREAM_GT = 1, TRAIN_STREAM_KD = 2 };
+
+/* Writes TRAIN_STATE_BYTES bytes to out. */
+void train_state_encode(const train_state *s, unsigned char out[TRAIN_STATE_BYTES]);
+/* Parses bytes written by train_state_encode. @return 0, or -1 + message
+ * naming path when the bytes are not a train state of this version. */
+int train_state_decode(const unsigned char *data, size_t len, const char *path, train_state *s);
+
+/* The generator that shuffles stream's windows in epoch: independent of every
+ * other (stream, epoch) pair and of how the run was interrupted. */
+void train_stream_rng(rng_state *rng, uint64_t seed, int stream, uint64_t epoch);
+
+/* Fisher-Yates permutation of 0..n-1 for (seed, stream, epoch) into perm. */
+void train_stream_permutation(uint32_t *perm, size_t n, uint64_t seed, int stream, uint64_t epoch);
+
+#endif

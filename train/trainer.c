@@ -1,0 +1,276 @@
+/* trainer: the step loop of a training run; see trainer.h.
+ *
+ * A step packs the GT batch (rows_gt rows) and takes the next labeled batch
+ * from the prefetch thread (rows_kd rows) into one input, runs one forward,
+ * writes the loss gradients into the logits in place (CE scaled by
+ * alpha / GT targets, KD by (1 - alpha) / labeled positions), one backward and
+ * one AdamW step. With alpha = 1 the labeled rows do not exist at all, so the
+ * run is exactly plain LM training. All buffers are allocated before the
+ * first step. */
+#include "trainer.h"
+
+#include "err.h"
+#include "gt_batch.h"
+#include "mem.h"
+#include "metrics.h"
+#include "progress.h"
+#include "window.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct step_out {
+    double lm, kd, loss;     /* means */
+    float lr, grad_norm;
+    long tokens;
+    double seconds;
+} step_out;
+
+typedef struct loop {
+    train_run *r;
+    int32_t *tokens, *pos, *targets;
+    gt_sampler gs;
+    adamw_config adamw;
+} loop;
+
+static int write_model(const train_run *r, long step)
+{
+    checkpoint ck = {.config = r->cfg, .tokenizer = r->tok_blob, .tokenizer_len = r->tok_blob_len,
+                     .params = model_params(r->m), .step = step};
+    return checkpoint_write(r->o->out, &ck);
+}
+
+static int write_resume(const train_run *r, long step)
+{
+    unsigned char state[TRAIN_STATE_BYTES];
+    train_state_encode(&r->state, state);
+    checkpoint ck = {.config = r->cfg, .tokenizer = r->tok_blob, .tokenizer_len = r->tok_blob_len,
+                     .params = model_params(r->m), .adam_m = model_adam_m(r->m),
+                     .adam_v = model_adam_v(r->m), .step = step, .train_state = state,
+                     .train_state_len = sizeof state};
+    return checkpoint_write(r->resume_path, &ck);
+}
+
+static int run_step(loop *l, long step, step_out *out)
+{
+    train_run *r = l->r;
+    const train_options *o = r->o;
+    const int T = r->cfg.seq_len, V = r->cfg.vocab;
+    const long gt_cells = (long)r->rows_gt * T, kd_cells = (long)r->rows_kd * T;
+    double t0 = time_now();
+    long n_gt = 0, gt_tokens = 0;
+    if (r->rows_gt) {
+        packer p;
+        packer_reset(&p, r->rows_gt, T, l->tokens, l->pos);
+        n_gt = gt_sampler_fill(&l->gs, &p, l->targets, &gt_tokens);
+    }
+    const label_batch *b = NULL;
+    if (r->rows_kd) {
+        b = label_reader_next(r->labels);
+        if (!b)
+            return err_wrap("step %ld", step);
+        memcpy(l->tokens + gt_cells, b->tokens, sizeof *l->tokens * (size_t)kd_cells);
+        memcpy(l->pos + gt_cells, b->pos, sizeof *l->pos * (size_t)kd_cells);
+    }
+    float *logits = model_forward(r->m, l->tokens, l->pos, r->rows_gt + r->rows_kd, T);
+    double lm = 0.0, kd = 0.0;
+    if (r->rows_gt)
+        lm = objective_ce(r->obj, logits, l->targets, gt_cells, V, (float)(o->alpha / (double)n_gt));
+    if (b) {
+        float *kd_logits = logits + gt_cells * V;
+        float scale = (float)((1.0 - o->alpha) / (double)b->n_positions);
+        if (o->labels_hard)
+            kd = objective_ce(r->obj, kd_logits, b->targets, kd_cells, V, scale);
+        else
+            kd = objective_kd(r->obj, kd_logits, b->targets, b->ids, b->logprobs, b->tail,
+                              label_reader_meta(r->labels)->k, kd_cells, V, (float)o->tau,
+                              o->kd_tail, scale);
+    }
+    out->lm = r->rows_gt ? lm / (double)n_gt : 0.0;
+    out->kd = b ? kd / (double)b->n_positions : 0.0;
+    out->loss = (r->rows_gt ? o->alpha * out->lm : 0.0) + (b ? (1.0 - o->alpha) * out->kd : 0.0);
+    if (!isfinite(out->loss)) {
+        if (b)
+            label_reader_release(r->labels);
+        return err_set("step %ld: the loss is not finite (LM %g, KD %g); stopped, the last "
+                       "checkpoint %s stays", step, out->lm, out->kd, r->resume_path);
+    }
+    model_backward(r->m);
+    out->lr = model_lr_schedule((float)o->lr, step, r->warmup, r->total_steps);
+    l->adamw.lr = out->lr;
+    out->grad_norm = model_adamw_step(r->m, &l->adamw, step);
+    out->tokens = gt_tokens + (b ? b->n_tokens : 0);
+    if (b) {
+        r->state.kd = b->after;
+        label_reader_release(r->labels);
+    }
+    if (r->rows_gt)
+        r->state.gt = l->gs.cur;
+    r->state.tokens_seen += (uint64_t)out->tokens;
+    out->seconds = time_now() - t0;
+    if (!isfinite(out->grad_norm))
+        return err_set("step %ld: the gradient is not finite; stopped, the last checkpoint %s stays",
+                       step, r->resume_path);
+    return 0;
+}
+
+static int print_summary(const train_run *r, long last_step, const step_out *last, double seconds,
+                         uint64_t tokens)
+{
+    json_t *o = json_object();
+    if (!o)
+        return err_set("summary: out of memory");
+    json_object_set_new(o, "out", json_string(r->o->out));
+    json_object_set_new(o, "steps", json_integer(last_step));
+    json_object_set_new(o, "total_steps", json_integer(r->total_steps));
+    json_object_set_new(o, "params", json_integer((json_int_t)model_num_params(r->m)));
+    if (last) {
+        if (r->rows_gt)
+            json_object_set_new(o, "lm_loss", json_real(last->lm));
+        if (r->rows_kd)
+            json_object_set_new(o, "kd_loss", json_real(last->kd));
+        json_object_set_new(o, "loss", json_real(last->loss));
+    }
+    if (isfinite(r->state.best_eval)) {
+        json_object_set_new(o, "eval_loss", json_real(r->state.best_eval));
+        json_object_set_new(o, "best_step", json_integer(r->state.best_step));
+    }
+    json_object_set_new(o, "tokens", json_integer((json_int_t)tokens));
+    json_object_set_new(o, "tokens_per_s", json_real(seconds > 0 ? (double)tokens / seconds : 0.0));
+    json_object_set_new(o, "seconds", json_real(seconds));
+    int rc = json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (rc < 0 || puts("") == EOF || fflush(stdout) == EOF)
+        return err_errno("stdout", "cannot write the summary");
+    return 0;
+}
+
+/* Evaluates when due and keeps the best model in OUT. */
+static int maybe_eval(train_run *r, long step, metrics_step *ms)
+{
+    const train_options *o = r->o;
+    if (!r->eval.n || (step % o->eval_every && step != r->total_steps))
+        return 0;
+    eval_result e;
+    TRY(eval_windows(r->m, r->obj, r->rows_gt + r->rows_kd, &r->eval, &e));
+    ms->has_eval = 1;
+    ms->eval_loss = e.loss;
+    if (!isfinite(e.loss))
+        return err_set("step %ld: the held-out loss is not finite; stopped, the last checkpoint %s stays",
+                       step, r->resume_path);
+    if (e.loss < r->state.best_eval) {
+        r->state.best_eval = e.loss;
+        r->state.best_step = step;
+        TRY(write_model(r, step));
+    }
+    return 0;
+}
+
+int train_loop(train_run *r)
+{
+    const train_options *o = r->o;
+    const size_t cells = (size_t)(r->rows_gt + r->rows_kd) * (size_t)r->cfg.seq_len;
+    loop l = {.r = r, .adamw = {.lr = (float)o->lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                                .weight_decay = (float)o->weight_decay, .clip = (float)o->clip}};
+    metrics *mt = NULL;
+    progress pg;
+    int rc = -1, started = 0;
+    step_out s = {0};
+    long step = r->start_step;
+    double busy = 0.0;
+    uint64_t tokens = 0;
+    l.tokens = mem_alloc_big(sizeof *l.tokens * cells * 3, "batch");
+    if (!l.tokens)
+        return -1;
+    l.pos = l.tokens + cells;
+    l.targets = l.tokens + 2 * cells;
+    if (r->rows_gt && gt_sampler_init(&l.gs, &r->gt, o->seed, TRAIN_STREAM_GT, r->state.gt) < 0)
+        goto done;
+    if (o->metrics && !(mt = metrics_open(o->metrics, r->resumed)))
+        goto done;
+    progress_start(&pg, "train", (uint64_t)r->total_steps, "steps", o->quiet);
+    started = 1;
+    while (step < r->total_steps && !(o->stop_at && step >= o->stop_at)) {
+        step++;
+        if (run_step(&l, step, &s) < 0)
+            goto done;
+        busy += s.seconds;
+        tokens += (uint64_t)s.tokens;
+        metrics_step ms = {.step = step, .has_lm = r->rows_gt > 0, .has_kd = r->rows_kd > 0,
+                           .lm_loss = s.lm, .kd_loss = s.kd, .loss = s.loss, .lr = s.lr,
+                           .grad_norm = s.grad_norm,
+                           .tokens_per_s = s.seconds > 0 ? (double)s.tokens / s.seconds : 0.0};
+        if (maybe_eval(r, step, &ms) < 0)
+            goto done;
+        if (step == r->total_steps && !r->eval.n && write_model(r, step) < 0)
+            goto done;
+        if (((o->checkpoint_every && step % o->checkpoint_every == 0) || step == r->total_steps ||
+             step == o->stop_at) && write_resume(r, step) < 0)
+            goto done;
+        if (mt && metrics_write(mt, &ms) < 0)
+            goto done;
+        char extra[160];
+        int n = snprintf(extra, sizeof extra, "loss %.4f", s.loss);
+        if (r->rows_gt && r->rows_kd)
+            n += snprintf(extra + n, sizeof extra - (size_t)n, " (lm %.4f kd %.4f)", s.lm, s.kd);
+        snprintf(extra + n, sizeof extra - (size_t)n, ", %.0f tok/s", ms.tokens_per_s);
+        progress_update(&pg, (uint64_t)step, extra);
+    }
+    progress_finish(&pg);
+    started = 0;
+    if (!o->quiet) {
+        if (step < r->total_steps)
+            fprintf(stderr, "train: stopped after step %ld of %ld; continue with --resume\n", step,
+                    r->total_steps);
+        else
+            fprintf(stderr, "train: done, %ld steps, %s%s\n", step, o->out,
+                    r->eval.n ? " (best held-out checkpoint)" : "");
+        if (isfinite(r->state.best_eval))
+            fprintf(stderr, "train: best held-out loss %.4f at step %lld\n", r->state.best_eval,
+                    (long long)r->state.best_step);
+    }
+    if (o->json && print_summary(r, step, tokens ? &s : NULL, busy, tokens) < 0)
+        goto done;
+    rc = 0;
+done:
+    if (started)
+        progress_finish(&pg);
+    if (metrics_close(mt) < 0 && rc == 0)
+        rc = -1;
+    if (r->rows_gt)
+        gt_sampler_free(&l.gs);
+    mem_free_big(l.tokens);
+    return rc;
+}
+
+int train_labels_only(train_run *r)
+{
+    double t0 = time_now();
+    uint64_t tokens = 0, positions = 0;
+    for (long step = 1; step <= r->total_steps; step++) {
+        const label_batch *b = label_reader_next(r->labels);
+        if (!b)
+            return err_wrap("batch %ld", step);
+        tokens += (uint64_t)b->n_tokens;
+        positions += (uint64_t)b->n_positions;
+        label_reader_release(r->labels);
+    }
+    double seconds = time_now() - t0, rate = seconds > 0 ? (double)tokens / seconds : 0.0;
+    if (!r->o->quiet)
+        fprintf(stderr, "train: %ld labeled batches, %llu tokens in %.3f s: %.0f tokens/s\n",
+                r->total_steps, (unsigned long long)tokens, seconds, rate);
+    if (!r->o->json)
+        return 0;
+    json_t *j = json_pack("{s:I, s:I, s:I, s:f, s:f}", "batches", (json_int_t)r->total_steps,
+                          "tokens", (json_int_t)tokens, "positions", (json_int_t)positions,
+                          "seconds", seconds, "tokens_per_s", rate);
+    if (!j)
+        return err_set("--json: cannot build the summary");
+    int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(j);
+    if (rc < 0 || puts("") == EOF || fflush(stdout) == EOF)
+        return err_errno("stdout", "cannot write the summary");
+    return 0;
+}

@@ -1,0 +1,61 @@
+/* trainer: one training run of the train program -- everything the options
+ * resolve to (tokenizer, model, data streams, schedule, resumed state) and the
+ * step loop that combines the LM loss on the GT batch with the KD loss on the
+ * labeled batch (DESIGN §8) in one forward and one backward pass.
+ *
+ * train_setup (train_setup.c) resolves and validates everything before the
+ * first step, so a bad input fails before any file is written; train_loop
+ * (trainer.c) runs the steps, evaluates, and writes OUT and OUT.resume. */
+#ifndef W2S_TRAINER_H
+#define W2S_TRAINER_H
+
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "eval.h"
+#include "gt_data.h"
+#include "label_reader.h"
+#include "model.h"
+#include "objective.h"
+#include "tokenizer.h"
+#include "train_options.h"
+#include "train_state.h"
+
+typedef struct train_run {
+    const train_options *o;
+    char *resume_path;               /* OUT.resume */
+    int resumed;                     /* state loaded from resume_path */
+    checkpoint resume_ck;            /* while setting up */
+    tokenizer *tok;
+    unsigned char *tok_blob;
+    size_t tok_blob_len;
+    model_config cfg;
+    model *m;
+    objective *obj;
+    int rows_gt, rows_kd;            /* 0 when alpha is 1 (no KD rows) or 0 (no GT rows) */
+    gt_windows gt, eval;
+    label_reader *labels;            /* NULL without --labels */
+    long total_steps, warmup, start_step;
+    train_state state;
+} train_run;
+
+/* Resolves o into *r (zero it first): reads the resume checkpoint, opens the
+ * labels, chooses and checks the tokenizer, loads and windows the texts,
+ * builds the model and its initial weights, counts the steps. Prints the
+ * settings to stderr unless o->quiet. @return 0, or -1 + message naming the
+ * file at fault. Writes nothing. */
+int train_setup(train_run *r, const train_options *o);
+
+/* Runs the steps from r->start_step to the end (or --stop-at), writing
+ * checkpoints, metrics and the summary. @return 0, or -1 + message (a
+ * non-finite loss names the step; files written before stay). */
+int train_loop(train_run *r);
+
+/* --labels-only: streams r->total_steps labeled batches without a model and
+ * reports the reader's tokens/s (stderr, and --json on stdout).
+ * @return 0, or -1 + message (a bad row). */
+int train_labels_only(train_run *r);
+
+void train_run_free(train_run *r);
+
+#endif
