@@ -1,7 +1,239 @@
-/* Placeholder until the distill program lands. */
+/* distill: command line of the distill program -- options, checks, and
+ * dispatch to the run, merge and info jobs (distill.h) and to the corpus
+ * splitter (split.h, owned by the pipeline). Usage errors exit 2
+ * with one line on stderr; job failures exit 1 with the job's message. */
+#include "distill.h"
+#include "distill_mpi.h"
+#include "split.h"
+
+#include "cli.h"
+#include "err.h"
+#include "mem.h"
+#include "softlabel.h"
+
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: distill --teacher TEACHER.ckpt --db labels.db --input PATH... [options]\n"
+    "       distill merge --db OUT.db SHARD.db...\n"
+    "       distill info labels.db [--json]\n"
+    "       distill split --input PATH... --out DIR --parts NAME:PERCENT,... (see split --help)\n"
+    "\n"
+    "Runs the teacher over a corpus and stores its top-k next-token distribution\n"
+    "at every position in labels.db (SQLite). Killed at any moment, the same\n"
+    "command resumes where it stopped; records already stored are skipped.\n"
+    "\n"
+    "options:\n"
+    "  --teacher PATH    teacher checkpoint (its tokenizer is used)\n"
+    "  --db PATH         labels database, created if missing; an existing one\n"
+    "                    must come from the same teacher, tokenizer and k\n"
+    "  --input PATH...   corpus inputs: plain or compressed files, archives\n"
+    "                    (any libarchive format), directories, '-' = stdin;\n"
+    "                    repeat --input or list several paths after it\n"
+    "  --records MODE    how records are cut: file, line, paragraph, fortune,\n"
+    "                    jsonl:FIELD (default file)\n"
+    "  --topk K          token ids kept per position (default 32, 1..min(V, 1024))\n"
+    "  --batch B         rows of T tokens per teacher forward (default 16)\n"
+    "  --threads N       threads (default: all cores)\n"
+    "  --shard I/N       only records whose content hash mod N == I\n"
+    "  --quiet           no settings, progress or summary on stderr\n"
+    "  --json            print a summary object on stdout at the end:\n"
+    "                    records, sequences, tokens, seconds, blob_bytes, skipped\n"
+    "  --help            this text\n"
+    "  --version         print the version\n"
+    "\n"
+    "merge: copies the rows of every SHARD.db into OUT.db (created with the\n"
+    "first shard's meta data); shards of another teacher are refused.\n"
+    "  --db PATH         the output database\n"
+    "  --quiet, --json   as above\n"
+    "\n"
+    "info: prints the teacher, tokenizer, k, codec, counts of sequences and\n"
+    "tokens and blob bytes per position of a labels database.\n"
+    "  --json            one JSON object instead of text\n"
+    "\n"
+    "Records become [EOT] + tokens, cut into windows of at most T tokens that\n"
+    "overlap by one token (common/window.h). Exit status: 0 ok, 1 error, 2 usage.\n";
+
+static const char *prog = "distill";
+
+static _Noreturn W2S_PRINTF(1, 2) void usage_error(const char *fmt, ...)
 {
-    puts("distill: not built yet");
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see --help)\n");
+    va_end(ap);
+    exit(EXIT_USAGE);
+}
+
+/* getopt prints its own message for unknown options; this keeps it to one
+ * line of ours. */
+static _Noreturn void bad_option(char **argv)
+{
+    usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+}
+
+static int parse_int_arg(const char *opt, const char *text, long long lo, long long hi)
+{
+    long long v;
+    if (cli_parse_int(opt, text, lo, hi, &v) < 0)
+        cli_die(prog, EXIT_USAGE, err_message());
+    return (int)v;
+}
+
+enum { OPT_HELP = 256, OPT_VERSION, OPT_QUIET, OPT_JSON, OPT_TEACHER, OPT_DB, OPT_INPUT,
+       OPT_RECORDS, OPT_TOPK, OPT_BATCH, OPT_THREADS, OPT_SHARD };
+
+static const struct option long_options[] = {
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"teacher", required_argument, NULL, OPT_TEACHER},
+    {"db", required_argument, NULL, OPT_DB},
+    {"input", required_argument, NULL, OPT_INPUT},
+    {"records", required_argument, NULL, OPT_RECORDS},
+    {"topk", required_argument, NULL, OPT_TOPK},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"shard", required_argument, NULL, OPT_SHARD},
+    {NULL, 0, NULL, 0},
+};
+
+/* Options every job accepts; others are refused per job below. */
+typedef struct parsed {
+    distill_options run;
+    bool seen[OPT_SHARD + 1];
+} parsed;
+
+static void parse(int argc, char **argv, parsed *p)
+{
+    distill_options *o = &p->run;
+    o->inputs = mem_calloc((size_t)argc, sizeof *o->inputs, "input list");
+    if (!o->inputs)
+        cli_die(prog, 1, err_message());
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        if (c >= OPT_HELP && c <= OPT_SHARD)
+            p->seen[c] = true;
+        switch (c) {
+        case OPT_HELP: fputs(usage_text, stdout); exit(0);
+        case OPT_VERSION: printf("w2s %s\n", W2S_VERSION); exit(0);
+        case OPT_QUIET: o->quiet = true; break;
+        case OPT_JSON: o->json = true; break;
+        case OPT_TEACHER: o->teacher = optarg; break;
+        case OPT_DB: o->db = optarg; break;
+        case OPT_INPUT: o->inputs[o->n_inputs++] = optarg; break;
+        case OPT_RECORDS:
+            if (corpus_parse_mode(optarg, &o->records) < 0)
+                usage_error("--records: %s", err_message());
+            o->records_text = optarg;
+            break;
+        case OPT_TOPK: o->k = parse_int_arg("--topk", optarg, 1, SOFTLABEL_MAX_K); break;
+        case OPT_BATCH: o->batch = parse_int_arg("--batch", optarg, 1, 4096); break;
+        case OPT_THREADS: o->threads = parse_int_arg("--threads", optarg, 1, 1024); break;
+        case OPT_SHARD:
+            if (cli_parse_shard("--shard", optarg, &o->shard_index, &o->shard_count) < 0)
+                cli_die(prog, EXIT_USAGE, err_message());
+            break;
+        default: bad_option(argv);
+        }
+    }
+}
+
+static void refuse(const parsed *p, int opt, const char *name, const char *job)
+{
+    if (p->seen[opt]) {
+        fprintf(stderr, "%s: %s does not take %s (see --help)\n", prog, job, name);
+        exit(EXIT_USAGE);
+    }
+}
+
+static int run_merge(int argc, char **argv)
+{
+    parsed p = {0};
+    parse(argc, argv, &p);
+    const char *refused[] = {"--teacher", "--input", "--records", "--topk", "--batch", "--threads",
+                             "--shard"};
+    const int refused_opt[] = {OPT_TEACHER, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
+                               OPT_THREADS, OPT_SHARD};
+    for (size_t i = 0; i < sizeof refused_opt / sizeof *refused_opt; i++)
+        refuse(&p, refused_opt[i], refused[i], "merge");
+    if (!p.run.db)
+        usage_error("merge needs --db OUT.db");
+    if (optind >= argc)
+        usage_error("merge needs at least one SHARD.db");
+    int rc = distill_merge(p.run.db, (const char *const *)argv + optind, argc - optind,
+                           p.run.quiet, p.run.json);
+    free(p.run.inputs);
+    return rc;
+}
+
+static int run_info(int argc, char **argv)
+{
+    parsed p = {0};
+    parse(argc, argv, &p);
+    const char *refused[] = {"--teacher", "--db", "--input", "--records", "--topk", "--batch",
+                             "--threads", "--shard", "--quiet"};
+    const int refused_opt[] = {OPT_TEACHER, OPT_DB, OPT_INPUT, OPT_RECORDS, OPT_TOPK,
+                               OPT_BATCH, OPT_THREADS, OPT_SHARD, OPT_QUIET};
+    for (size_t i = 0; i < sizeof refused_opt / sizeof *refused_opt; i++)
+        refuse(&p, refused_opt[i], refused[i], "info");
+    if (argc - optind != 1)
+        usage_error("info needs exactly one labels.db");
+    int rc = distill_info(argv[optind], p.run.json);
+    free(p.run.inputs);
+    return rc;
+}
+
+static int run_distill(int argc, char **argv)
+{
+    parsed p = {0};
+    distill_options *o = &p.run;
+    o->records.mode = RECORDS_FILE;
+    o->records_text = "file";
+    o->k = DISTILL_DEFAULT_K;
+    o->batch = DISTILL_DEFAULT_BATCH;
+    o->shard_count = 1;
+    parse(argc, argv, &p);
+    for (int i = optind; i < argc; i++) {
+        if (!p.seen[OPT_INPUT])
+            usage_error("unexpected argument '%s' (inputs follow --input)", argv[i]);
+        o->inputs[o->n_inputs++] = argv[i];
+    }
+    if (!o->teacher)
+        usage_error("missing --teacher");
+    if (!o->db)
+        usage_error("missing --db");
+    if (o->n_inputs == 0)
+        usage_error("missing --input");
+    for (int i = 0; i < o->n_inputs; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(o->inputs[i], o->inputs[j]) == 0)
+                usage_error("input '%s' given twice", o->inputs[i]);
+    int rc = distill_mpi_run(o);   /* distill_run, one shard per rank under mpirun */
+    free(o->inputs);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int rc;
+    if (argc > 1 && strcmp(argv[1], "merge") == 0)
+        rc = run_merge(argc - 1, argv + 1);
+    else if (argc > 1 && strcmp(argv[1], "info") == 0)
+        rc = run_info(argc - 1, argv + 1);
+    else if (argc > 1 && strcmp(argv[1], "split") == 0)
+        return distill_split_main(argc - 1, argv + 1);
+    else
+        rc = run_distill(argc, argv);
+    if (rc < 0)
+        cli_die(prog, 1, err_message());
     return 0;
 }

@@ -1,0 +1,50 @@
+/* distill_merge: `distill merge` -- combines the databases of a sharded run
+ * into one. The output is created with the first shard's meta data (or, when
+ * it exists, must agree with it); labels_db_merge_from verifies each shard's
+ * teacher, tokenizer, k and codec and copies its rows in one transaction, so
+ * an interrupted merge can simply be run again. */
+#include "distill.h"
+
+#include "err.h"
+#include "labels_db.h"
+#include "progress.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+int distill_merge(const char *out, const char *const *shards, int n, bool quiet, bool json)
+{
+    labels_meta meta = {0};
+    labels_db *first = labels_db_open_read(shards[0]);
+    if (!first)
+        return -1;
+    int rc = labels_db_meta(first, &meta);
+    labels_db_close(first);
+    if (rc < 0)
+        return -1;
+    double start = time_now();
+    labels_db *db = labels_db_open_write(out, &meta);
+    labels_meta_free(&meta);
+    if (!db)
+        return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc = labels_db_merge_from(db, shards[i]);
+        if (rc == 0 && !quiet)
+            fprintf(stderr, "distill merge: %s merged (%d/%d)\n", shards[i], i + 1, n);
+    }
+    int64_t sequences = 0, tokens = 0;
+    if (rc == 0)
+        rc = labels_db_count(db, &sequences, &tokens);
+    if (labels_db_close(db) < 0)
+        rc = -1;
+    if (rc < 0)
+        return -1;
+    double seconds = time_now() - start;
+    if (!quiet)
+        fprintf(stderr, "distill merge: %s holds %" PRId64 " sequences, %" PRId64 " tokens (%.1f s)\n",
+                out, sequences, tokens, seconds);
+    if (json)
+        printf("{\"shards\": %d, \"sequences\": %" PRId64 ", \"tokens\": %" PRId64
+               ", \"seconds\": %.3f}\n", n, sequences, tokens, seconds);
+    return 0;
+}

@@ -1,0 +1,414 @@
+/* Benchmark of the distill program: end-to-end labeling throughput against
+ * the teacher's forward-only throughput on the same packed batches, measured
+ * in the same run, and bytes stored per position.
+ *
+ * Fixture: a few hundred KB of fortune text (/usr/share/games/fortunes plain
+ * files), a tokenizer trained on it (vocab 4096), a `tiny` teacher (L2 H4
+ * C128 T128) trained for TRAIN_STEPS batches of the same text, so that its
+ * distributions are peaked like a real teacher's rather than near uniform
+ * (which is the worst case for the soft-label codec). Target (issue 5): end-to-end >= 0.85 x forward.
+ * The result is verified first: the database must hold exactly the windows
+ * the bench cut itself, and a sample of stored top-1 ids must equal the
+ * teacher's. Human lines on stdout, JSON lines appended to $BUILD/bench.jsonl. */
+#include <dirent.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "corpus.h"
+#include "err.h"
+#include "fileio.h"
+#include "labels_db.h"
+#include "model.h"
+#include "progress.h"
+#include "softlabel.h"
+#include "tokenizer.h"
+#include "topk.h"
+#include "window.h"
+
+#define FORTUNE_DIR "/usr/share/games/fortunes"
+enum { TARGET_BYTES = 300 * 1000, MAX_FILES = 64, BATCH = 16, K = 32, TRAIN_STEPS = 30 };
+
+static const char *build_dir;
+static char tmp[64];
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_distill: %s: %s\n", what, err_message());
+    exit(1);
+}
+
+static void emit(const char *name, double value, const char *unit)
+{
+    printf("  %-34s %12.3f %s\n", name, value, unit);
+    char path[512];
+    snprintf(path, sizeof path, "%s/bench.jsonl", build_dir);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return;
+    fprintf(f, "{\"bench\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"}\n", name, value, unit);
+    fclose(f);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Plain fortune files (no .dat / .u8 indexes), sorted, until TARGET_BYTES. */
+static int pick_inputs(char **paths, unsigned char **texts, size_t *lens)
+{
+    DIR *d = opendir(FORTUNE_DIR);
+    if (!d)
+        return 0;
+    char *names[256];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 256) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || (l > 4 && !strcmp(e->d_name + l - 4, ".dat")) ||
+            (l > 3 && !strcmp(e->d_name + l - 3, ".u8")))
+            continue;
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    int count = 0;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", FORTUNE_DIR, names[i]);
+        struct stat st;
+        if (total < TARGET_BYTES && count < MAX_FILES && stat(path, &st) == 0 &&
+            S_ISREG(st.st_mode) && file_read_all(path, &texts[count], &lens[count]) == 0) {
+            paths[count] = strdup(path);
+            total += lens[count++];
+        }
+        free(names[i]);
+    }
+    return count;
+}
+
+typedef struct forward_bench {
+    model *m;
+    tokenizer *tok;
+    int T;
+    int32_t *tokens, *pos, *targets, *seq;
+    size_t seq_cap;
+    packer pk;
+    bool training;         /* each batch is a training step, train_steps of them */
+    int train_steps;
+    double seconds;
+    long positions, windows, batches;
+    const float *logits;   /* of the last batch */
+    int rows;
+} forward_bench;
+
+static void run_batch(forward_bench *f)
+{
+    int rows = packer_rows_used(&f->pk);
+    if (rows == 0)
+        return;
+    double t0 = time_now();
+    f->logits = model_forward(f->m, f->tokens, f->pos, rows, f->T);
+    if (!f->logits)
+        die("forward");
+    f->seconds += time_now() - t0;
+    f->rows = rows;
+    f->batches++;
+    if (f->training) {
+        long n = 0;
+        for (long i = 0; i < (long)rows * f->T; i++)
+            n += f->targets[i] >= 0;
+        model_loss_cross_entropy(f->m, f->targets, 1.0f / (float)n);
+        model_backward(f->m);
+        adamw_config cfg = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                            .weight_decay = 0.0f, .clip = 1.0f};
+        model_adamw_step(f->m, &cfg, f->batches);
+        f->train_steps--;
+    }
+    packer_reset(&f->pk, BATCH, f->T, f->tokens, f->pos);
+    for (long i = 0; i < (long)BATCH * f->T; i++)
+        f->targets[i] = -1;
+}
+
+/* The reader side of distill without the labels: same windows, same packing. */
+static int forward_record(void *ctx, const corpus_record *rec)
+{
+    forward_bench *f = ctx;
+    if (f->training && f->train_steps == 0)
+        return 0;
+    if (rec->len + 1 > f->seq_cap) {
+        f->seq_cap = rec->len + 1;
+        f->seq = realloc(f->seq, f->seq_cap * sizeof *f->seq);
+        if (!f->seq)
+            die("memory");
+    }
+    f->seq[0] = tok_eot(f->tok);
+    size_t n = 1 + tok_encode(f->tok, rec->data, rec->len, f->seq + 1);
+    for (size_t w = 0; w < window_count(n, f->T); w++) {
+        size_t start, len;
+        window_span(w, n, f->T, &start, &len);
+        long at = packer_place(&f->pk, f->seq + start, (int)len);
+        if (at < 0) {
+            run_batch(f);
+            at = packer_place(&f->pk, f->seq + start, (int)len);
+        }
+        for (size_t i = 0; i + 1 < len; i++)
+            f->targets[at + (long)i] = f->seq[start + i + 1];
+        f->positions += (long)len - 1;
+        f->windows++;
+    }
+    return 0;
+}
+
+static int run_distill(char **inputs, int n_inputs, const char *teacher, const char *db,
+                       char *json, size_t json_cap)
+{
+    char out[128];
+    snprintf(out, sizeof out, "%s/summary.json", tmp);
+    const char *argv[MAX_FILES + 16];
+    int a = 0;
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/distill", build_dir);
+    argv[a++] = bin;
+    argv[a++] = "--teacher";
+    argv[a++] = teacher;
+    argv[a++] = "--db";
+    argv[a++] = db;
+    argv[a++] = "--records";
+    argv[a++] = "fortune";
+    argv[a++] = "--quiet";
+    argv[a++] = "--json";
+    argv[a++] = "--input";
+    for (int i = 0; i < n_inputs; i++)
+        argv[a++] = inputs[i];
+    argv[a] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return -1;
+    FILE *f = fopen(out, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(json, 1, json_cap - 1, f);
+    json[n] = 0;
+    fclose(f);
+    return 0;
+}
+
+static double json_number(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(json, pat);
+    return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+static double thread_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Top-k kernel alone on the logits of one batch (checked against the
+ * reference first). @return microseconds per position. */
+static double time_topk(const float *logits, long n, int V)
+{
+    void *scratch = malloc(topk_scratch_bytes(V));
+    int32_t ids[K], want[K];
+    float lps[K], want_lp[K];
+    topk_stats st, ref;
+    for (long i = 0; i < n; i += 97) {
+        if (topk_row(logits + i * V, V, K, 0, scratch, ids, lps, &st) < 0 ||
+            topk_row_reference(logits + i * V, V, K, 0, want, want_lp, &ref) < 0 ||
+            memcmp(ids, want, sizeof ids) != 0) {
+            fprintf(stderr, "bench_distill: top-k of position %ld differs from the reference\n", i);
+            exit(1);
+        }
+    }
+    /* CPU time of this thread: on a shared machine wall time would also
+     * count the time other processes held the core. */
+    double t0 = thread_seconds(), sum = 0;
+    for (long i = 0; i < n; i++) {
+        topk_row(logits + i * V, V, K, 0, scratch, ids, lps, &st);
+        sum += st.entropy;
+    }
+    double us = (thread_seconds() - t0) / (double)n * 1e6;
+    free(scratch);
+    return sum > 0 ? us : -1;
+}
+
+/* Stored top-1 of the first rows == the teacher's own top-1. */
+static void verify_sample(const char *db_path, model *m, int V)
+{
+    labels_db *db = labels_db_open_read(db_path);
+    int64_t *ids = NULL;
+    size_t n = 0;
+    if (!db || labels_db_select_ids(db, NULL, &ids, &n) < 0)
+        die(db_path);
+    softlabel_codec *codec = softlabel_codec_create();
+    int32_t tokens[128], pos[128], got[127 * K], want[K];
+    float lps[127 * K], tails[127], want_lp[K];
+    unsigned char *blob = NULL;
+    size_t cap = 0, len;
+    for (size_t i = 0; i < n && i < 20; i++) {
+        int n_tokens, n_pos, k;
+        if (labels_db_read(db, ids[i], tokens, 128, &n_tokens, &blob, &cap, &len) < 0 ||
+            softlabel_decode(codec, blob, len, V, 127, K, got, lps, tails, &n_pos, &k) < 0)
+            die(db_path);
+        for (int p = 0; p < n_tokens; p++)
+            pos[p] = p;
+        const float *logits = model_forward(m, tokens, pos, 1, n_tokens);
+        for (int p = 0; p < n_pos; p++) {
+            topk_stats st;
+            topk_row_reference(logits + (size_t)p * V, V, K, -1, want, want_lp, &st);
+            if (got[p * K] != want[0]) {
+                fprintf(stderr, "bench_distill: row %lld position %d: top-1 %d, teacher says %d\n",
+                        (long long)ids[i], p, got[p * K], want[0]);
+                exit(1);
+            }
+        }
+    }
+    free(blob);
+    free(ids);
+    softlabel_codec_free(codec);
+    labels_db_close(db);
+}
+
+int main(void)
+{
+    build_dir = getenv("BUILD") && *getenv("BUILD") ? getenv("BUILD") : "build";
+    char *inputs[MAX_FILES];
+    unsigned char *texts[MAX_FILES];
+    size_t lens[MAX_FILES];
+    int n_inputs = pick_inputs(inputs, texts, lens);
+    if (n_inputs == 0) {
+        printf("bench_distill: no fortune files in %s, skipped\n", FORTUNE_DIR);
+        return 0;
+    }
+    snprintf(tmp, sizeof tmp, "/tmp/w2s_bench_distill_XXXXXX");
+    if (!mkdtemp(tmp))
+        return 1;
+    byte_span spans[MAX_FILES];
+    size_t total = 0;
+    for (int i = 0; i < n_inputs; i++) {
+        spans[i] = (byte_span){texts[i], lens[i]};
+        total += lens[i];
+    }
+    tokenizer *tok = tok_train(spans, (size_t)n_inputs, 4096);
+    if (!tok)
+        die("tok_train");
+    model_config cfg = {.vocab = tok_vocab_size(tok)};
+    model_config_preset("tiny", &cfg);
+    model *m = model_create(&cfg, BATCH, 0);
+    if (!m)
+        die("model_create");
+    model_init_gpt2(m, 1);
+    unsigned char *blob;
+    size_t blob_len;
+    if (tok_serialize(tok, &blob, &blob_len) < 0)
+        die("tok_serialize");
+    printf("bench_distill: %d fortune files, %zu bytes, V=%d, tiny teacher (%d training "
+           "steps), batch %d, k %d, %d threads\n", n_inputs, total, cfg.vocab, TRAIN_STEPS, BATCH,
+           K, model_threads(m));
+
+    /* A short training run, then the teacher is written. */
+    size_t cells = (size_t)BATCH * (size_t)cfg.seq_len;
+    forward_bench f = {.m = m, .tok = tok, .T = cfg.seq_len, .training = true,
+                       .train_steps = TRAIN_STEPS};
+    f.tokens = calloc(cells, sizeof *f.tokens);
+    f.pos = calloc(cells, sizeof *f.pos);
+    f.targets = malloc(cells * sizeof *f.targets);
+    if (!f.tokens || !f.pos || !f.targets)
+        die("memory");
+    for (size_t i = 0; i < cells; i++)
+        f.targets[i] = -1;
+    packer_reset(&f.pk, BATCH, f.T, f.tokens, f.pos);
+    record_spec spec;
+    corpus_parse_mode("fortune", &spec);
+    for (int i = 0; i < n_inputs; i++)
+        if (corpus_read(inputs[i], &spec, forward_record, &f) < 0)
+            die(inputs[i]);
+    char teacher[128], db[128];
+    snprintf(teacher, sizeof teacher, "%s/teacher.ckpt", tmp);
+    snprintf(db, sizeof db, "%s/labels.db", tmp);
+    checkpoint ck = {.config = cfg, .tokenizer = blob, .tokenizer_len = blob_len,
+                     .params = model_params(m)};
+    if (checkpoint_write(teacher, &ck) < 0)
+        die(teacher);
+
+    /* Forward only, same windows and packing as distill. */
+    f.training = false;
+    f.seconds = 0;
+    f.positions = f.windows = f.batches = 0;
+    packer_reset(&f.pk, BATCH, f.T, f.tokens, f.pos);
+    for (int i = 0; i < n_inputs; i++)
+        if (corpus_read(inputs[i], &spec, forward_record, &f) < 0)
+            die(inputs[i]);
+    run_batch(&f);
+    double topk_us = time_topk(f.logits, (long)f.rows * f.T, cfg.vocab);
+
+    /* End to end. */
+    char json[1024];
+    if (run_distill(inputs, n_inputs, teacher, db, json, sizeof json) < 0) {
+        fprintf(stderr, "bench_distill: distill failed\n");
+        return 1;
+    }
+    double seconds = json_number(json, "seconds"), tokens = json_number(json, "tokens");
+    double setup = json_number(json, "setup_seconds"), label = json_number(json, "label_seconds");
+    double sequences = json_number(json, "sequences"), bytes = json_number(json, "blob_bytes");
+    if (tokens != (double)f.positions || sequences != (double)f.windows) {
+        fprintf(stderr, "bench_distill: distill stored %.0f windows / %.0f positions, expected "
+                "%ld / %ld\n", sequences, tokens, f.windows, f.positions);
+        return 1;
+    }
+    verify_sample(db, m, cfg.vocab);
+
+    double fwd = (double)f.positions / f.seconds, e2e = tokens / seconds;
+    printf("  %ld windows, %ld positions in %ld batches\n", f.windows, f.positions, f.batches);
+    emit("distill_forward_only_tokens_per_s", fwd, "tokens/s");
+    emit("distill_end_to_end_tokens_per_s", e2e, "tokens/s");
+    emit("distill_end_to_end_over_forward", e2e / fwd, "ratio (target >= 0.85)");
+    /* Long runs amortise the start-up (teacher load, buffers touched once). */
+    emit("distill_steady_state_over_forward", tokens / (seconds - setup) / fwd, "ratio");
+    emit("distill_label_share", label / (seconds - setup), "of the run after start-up");
+    emit("distill_bytes_per_position", bytes / tokens, "bytes");
+    emit("distill_topk_us_per_position", topk_us, "us CPU (k=32, one thread)");
+
+    /* BENCH_KEEP=1 keeps the fixture (teacher, database) for profiling. */
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (getenv("BENCH_KEEP"))
+        printf("  fixture kept in %s\n", tmp);
+    else if (system(cmd) != 0)
+        return 1;
+    for (int i = 0; i < n_inputs; i++) {
+        free(inputs[i]);
+        free(texts[i]);
+    }
+    free(f.tokens);
+    free(f.pos);
+    free(f.targets);
+    free(f.seq);
+    free(blob);
+    model_free(m);
+    tok_free(tok);
+    return 0;
+}
