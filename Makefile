@@ -2,7 +2,16 @@
 # installs missing Debian packages (when root), builds and runs the suite;
 # `make asan` runs the suite under AddressSanitizer + UBSan with clang;
 # `make bench` measures speed; `make fuzz FUZZ_SECONDS=N` runs the fuzzers.
+# `make MPI=1` builds the programs for mpirun into build/mpi; `make test-mpi`
+# runs the mpirun -np 2 checks and `make bench-mpi` the scaling benchmark.
 
+# MPI=1: the programs built with mpicc for `mpirun` (DESIGN §11), in their
+# own build directory since every object differs (-DW2S_MPI).
+ifeq ($(MPI),1)
+  BUILD  ?= build/mpi
+  CC     := mpicc
+  MPI_FLAGS := -DW2S_MPI
+endif
 BUILD    ?= build
 CC       ?= cc
 OPT      ?= -O2 -march=native
@@ -13,10 +22,13 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 -Wstrict-prototypes 
 ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
   WARN   += -Wno-unknown-warning-option
 endif
-CFLAGS   += -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPT) $(WARN) $(SAN)
+CFLAGS   += -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPT) $(WARN) $(SAN) $(MPI_FLAGS)
 PKGS     := sqlite3 openblas libarchive libzstd libxxhash jansson
 DEB_PKGS := libsqlite3-dev libopenblas-dev libarchive-dev libzstd-dev libxxhash-dev \
             libjansson-dev libcmocka-dev pkg-config sqlite3
+# Optional: only `make test-mpi` / `bench-mpi` need them.
+MPI_DEB_PKGS := libopenmpi-dev openmpi-bin
+MPI_BUILD    := build/mpi
 # pkg-config module -> Debian package that provides it.
 deb_of_sqlite3 := libsqlite3-dev
 deb_of_openblas := libopenblas-dev
@@ -26,7 +38,7 @@ deb_of_libxxhash := libxxhash-dev
 deb_of_jansson := libjansson-dev
 deb_of_cmocka := libcmocka-dev
 
-ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+ifeq ($(filter deps deps-mpi clean,$(MAKECMDGOALS)),)
   ifeq ($(shell command -v pkg-config),)
     $(error pkg-config not found: apt-get install pkg-config)
   endif
@@ -53,7 +65,7 @@ BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
 PROGRAMS := $(BUILD)/distill $(BUILD)/train
 EXT      := $(if $(EXT_SRC),$(BUILD)/softlabel.so)
 
-.PHONY: all test asan bench fuzz deps clean
+.PHONY: all test asan bench fuzz deps deps-mpi test-mpi bench-mpi clean
 all: $(PROGRAMS) $(EXT)
 
 $(BUILD)/obj/%.o: %.c
@@ -99,7 +111,13 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 deps:
 	@tests/deps.sh $(DEB_PKGS) $(EXTRA_DEB_PKGS)
 
+deps-mpi:
+	@tests/deps.sh $(MPI_DEB_PKGS)
+
+# Open MPI is installed when possible, but a machine without it still tests.
 test: deps
+	@tests/deps.sh $(MPI_DEB_PKGS) >/dev/null 2>&1 || \
+	    echo "w2s: Open MPI not installed; make test-mpi needs it (make deps-mpi)" >&2
 	@$(MAKE) --no-print-directory all $(TESTS)
 	@BUILD=$(BUILD) tests/run.sh $(TESTS)
 
@@ -110,6 +128,15 @@ asan: deps
 bench: all $(BENCHES)
 	@rm -f $(BUILD)/bench.jsonl
 	@set -e; for b in $(BENCHES); do echo "== $$b"; BUILD=$(BUILD) $$b; done
+
+# mpirun -np 2 checks and the scaling benchmark of the MPI build.
+test-mpi: deps-mpi
+	@$(MAKE) --no-print-directory MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/train $(MPI_BUILD)/distill $(MPI_BUILD)/softlabel.so
+	@BUILD=$(MPI_BUILD) tests/mpi/run.sh
+
+bench-mpi: deps-mpi
+	@$(MAKE) --no-print-directory MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/train $(MPI_BUILD)/distill $(MPI_BUILD)/softlabel.so
+	@MPI_BUILD=$(MPI_BUILD) BUILD=$(BUILD) tests/mpi/bench.sh
 
 FUZZ_SECONDS ?= 10
 FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)

@@ -31,10 +31,11 @@ on the fortune files of Debian's `fortunes` package.
   --quick             a smoke run in under 2 minutes (tiny models, few steps)
   --seeds N           train the three students with N seeds; report mean and
                       spread of PGR (default 1)
-  --vocab N           tokenizer vocabulary (default 1024)
+  --vocab N           tokenizer vocabulary (default 258: bytes, one merge and
+                      the end-of-text token; see README for why)
   --teacher L,H,C,T   teacher shape (default 2,4,128,128)
-  --student L,H,C,T   student shape (default 4,4,256,128)
-  --teacher-steps N   teacher training steps (default 800)
+  --student L,H,C,T   student shape (default 3,4,192,128)
+  --teacher-steps N   teacher training steps (default 500)
   --student-steps N   student training steps (default 600)
   --batch N           GT rows per step (default 16)
   --kd-batch N        labeled rows per step (default 16)
@@ -50,8 +51,8 @@ EOF
 die() { echo "pipeline.sh: $*" >&2; exit 1; }
 
 data="" records=fortune work="" reports=runs quick=0 seeds=1
-vocab=1024 teacher=2,4,128,128 student=4,4,256,128
-teacher_steps=800 student_steps=600 batch=16 kd_batch=16
+vocab=258 teacher=2,4,128,128 student=3,4,192,128
+teacher_steps=500 student_steps=600 batch=16 kd_batch=16
 alpha=0.5 tau=1 kd_tail=bucket topk=32 threads=0
 teacher_lr=4e-3 student_lr=3e-3
 
@@ -165,7 +166,7 @@ run_stage pack tar --zstd -cf "$d/unlabeled.tar.zst" -C "$d" unlabeled.txt
 # 2. Teacher: LM loss on GT only; learns the tokenizer every model shares.
 run_stage teacher build/train --gt "$d/gt.txt" --records fortune --out "$work/teacher.ckpt" \
     --vocab "$vocab" $(shape_args "$teacher") --steps "$teacher_steps" --batch $((batch + kd_batch)) \
-    --lr "$teacher_lr" --eval-input "$d/heldout.txt" --eval-every 50 --seed 1 \
+    --lr "$teacher_lr" --eval-input "$d/heldout.txt" --eval-every 25 --seed 1 \
     --metrics "$work/teacher.jsonl" --quiet --json "${threads_arg[@]}"
 
 # 3. Distill the unlabeled archive with the teacher.
@@ -175,7 +176,7 @@ run_stage distill build/distill --teacher "$work/teacher.ckpt" --db "$work/label
 # 4-6. Students: baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens).
 student_common() { # SEED
     echo "--gt $d/gt.txt --records fortune --tokenizer $work/teacher.ckpt $(shape_args "$student")"
-    echo "--steps $student_steps --lr $student_lr --eval-input $d/heldout.txt --eval-every 50 --seed $1"
+    echo "--steps $student_steps --lr $student_lr --eval-input $d/heldout.txt --eval-every 25 --seed $1"
 }
 for seed in $(seq 1 "$seeds"); do
     common=$(student_common "$seed")
@@ -253,9 +254,9 @@ plot_data() { # JSONL FIELD -> "step value" lines
 if command -v gnuplot >/dev/null; then
     plots=()
     for m in teacher baseline-s1 w2s-s1 ceiling-s1; do
-        plot_data "$work/$m.jsonl" loss >"$report_dir/$m.train.dat"
+        plot_data "$work/$m.jsonl" lm_loss >"$report_dir/$m.train.dat"
         plot_data "$work/$m.jsonl" eval_loss >"$report_dir/$m.eval.dat"
-        plots+=("'$report_dir/$m.train.dat' with lines title '$m train'")
+        plots+=("'$report_dir/$m.train.dat' with lines title '$m train (GT LM loss)'")
         plots+=("'$report_dir/$m.eval.dat' with linespoints title '$m held-out'")
     done
     gnuplot <<EOF || echo "pipeline.sh: gnuplot failed; report has no plot" >&2

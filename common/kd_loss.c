@@ -52,8 +52,8 @@ static float row_max(const float *z, int V)
 static double kd_bucket(float *z, int V, const int32_t *ids, const float *logprobs,
                         float tail, int k, float tau, float scale)
 {
-    float zs[KD_MAX_K], es[KD_MAX_K], qs[KD_MAX_K];
-    unsigned char first[KD_MAX_K];
+    float zs[KD_MAX_K + 1], es[KD_MAX_K + 1], qs[KD_MAX_K + 1];
+    unsigned char first[KD_MAX_K + 1];
     const float inv_tau = 1.0f / tau;
     const float m = row_max(z, V);
     for (int r = 0; r < k; r++) {
@@ -121,7 +121,7 @@ static double kd_bucket(float *z, int V, const int32_t *ids, const float *logpro
 static double kd_renorm(float *z, int V, const int32_t *ids, const float *logprobs, int k, float tau,
                         float scale)
 {
-    float p[KD_MAX_K];
+    float p[KD_MAX_K + 1];
     const double inv_tau = 1.0 / tau;
     double lm = logprobs[0], zm = z[ids[0]];
     for (int r = 1; r < k; r++) {
@@ -155,4 +155,68 @@ double kd_loss_position(float *z, int V, const int32_t *ids, const float *logpro
     if (mode == KD_TAIL_BUCKET)
         return kd_bucket(z, V, ids, logprobs, tail, k, tau, scale);
     return kd_renorm(z, V, ids, logprobs, k, tau, scale);
+}
+
+float kd_aux_weight(double beta, long step, long warmup)
+{
+    if (warmup <= 0 || step >= warmup)
+        return (float)beta;
+    return (float)(beta * (double)(step > 0 ? step : 0) / (double)warmup);
+}
+
+int32_t kd_argmax(const float *z, int V)
+{
+    const float m = row_max(z, V);
+    int32_t j = 0;
+    while (j < V - 1 && !(z[j] == m))
+        j++;
+    return j;
+}
+
+int kd_aux_target(const int32_t *ids, const float *logprobs, float tail, int k, int32_t a, float b,
+                  float tau, kd_tail_mode mode, int32_t *out_ids, float *out_logprobs, float *out_tail)
+{
+    const double keep = 1.0 - (double)b;
+    int at = -1;
+    for (int r = 0; r < k && at < 0; r++)
+        if (ids[r] == a)
+            at = r;
+    /* the teacher's probabilities on S as the mode sees them */
+    double lm = logprobs[0], norm = 1.0, scale_log = 1.0, shift = 0.0;
+    if (mode == KD_TAIL_RENORM) {
+        for (int r = 1; r < k; r++)
+            lm = logprobs[r] > lm ? logprobs[r] : lm;
+        norm = 0.0;
+        for (int r = 0; r < k; r++)
+            norm += exp(((double)logprobs[r] - lm) / tau);
+        scale_log = tau;
+        shift = lm;
+    }
+    for (int r = 0; r < k; r++) {
+        double q = mode == KD_TAIL_RENORM ? exp(((double)logprobs[r] - shift) / tau) / norm
+                                          : exp((double)logprobs[r]);
+        q = keep * q + (r == at ? (double)b : 0.0);
+        out_ids[r] = ids[r];
+        out_logprobs[r] = q > 0.0 ? (float)(scale_log * log(q)) : -INFINITY;
+    }
+    *out_tail = mode == KD_TAIL_RENORM || !(tail > 0.0f) ? 0.0f : (float)(keep * (double)tail);
+    if (at >= 0)
+        return k;
+    out_ids[k] = a;
+    out_logprobs[k] = b > 0.0f ? (float)(scale_log * log((double)b)) : -INFINITY;
+    return k + 1;
+}
+
+double kd_loss_position_aux(float *z, int V, const int32_t *ids, const float *logprobs, float tail, int k,
+                            float tau, kd_tail_mode mode, float b, float scale)
+{
+    if (!(b > 0.0f))
+        return kd_loss_position(z, V, ids, logprobs, tail, k, tau, mode, scale);
+    int32_t mixed_ids[KD_MAX_K + 1];
+    float mixed_lp[KD_MAX_K + 1], mixed_tail;
+    int km = kd_aux_target(ids, logprobs, tail, k, kd_argmax(z, V), b, tau, mode, mixed_ids, mixed_lp,
+                           &mixed_tail);
+    if (mode == KD_TAIL_BUCKET)
+        return kd_bucket(z, V, mixed_ids, mixed_lp, mixed_tail, km, tau, scale);
+    return kd_renorm(z, V, mixed_ids, mixed_lp, km, tau, scale);
 }

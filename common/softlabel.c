@@ -1,4 +1,5 @@
-/* softlabel: top-k soft-label codec, format version 1 (schemas/softlabel.md).
+/* softlabel: the soft-label codec's header, framing and top-k kind (codec
+ * version 1, schemas/softlabel.md); the sampled kind is in softlabel_sampled.c.
  *
  * Per position: ranks 2..k as closed-loop gap codes on an integer grid of
  * 1/1024 nat whose step grows as the predecessor's probability falls (KL cost
@@ -18,8 +19,9 @@
 
 #include "err.h"
 #include "mem.h"
+#include "softlabel_internal.h"
 
-#define HEADER_SIZE 12
+#define HEADER_SIZE SOFTLABEL_HEADER_SIZE
 #define UNITS_PER_NAT 1024.0
 #define NLP_MAX 65535            /* largest negative log-prob code: 64 nats */
 #define SPLIT_UNITS_PER_NAT 64.0    /* step of the tail : rank-1 log-odds */
@@ -35,33 +37,12 @@ static const uint16_t step_table[18] = {
     8, 10, 13, 16, 21, 27, 34, 44, 57, 73, 94, 120, 154, 198, 254, 327, 419, 512
 };
 
-struct softlabel_codec {
-    ZSTD_CCtx *cctx;
-    ZSTD_DCtx *dctx;
-    unsigned char *raw;  size_t raw_cap;    /* planes before/after zstd */
-    uint16_t *mtf;       size_t mtf_cap;    /* move-to-front list, vocab entries */
-    uint32_t *nlp;       size_t nlp_cap;    /* per-rank codes, k entries */
-    size_t *base;        size_t base_cap;   /* plane offsets per rank, 4 k entries */
-};
-
 #define N_STEPS (sizeof step_table / sizeof step_table[0])
 
 static unsigned step_of(uint32_t prev_nlp)
 {
     uint32_t b = prev_nlp >> 9;
     return step_table[b < N_STEPS ? b : (uint32_t)N_STEPS - 1];
-}
-
-static void put_u16(unsigned char *p, unsigned v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static unsigned get_u16(const unsigned char *p) { return p[0] | (unsigned)p[1] << 8; }
-static uint32_t get_u32(const unsigned char *p)
-{
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 softlabel_codec *softlabel_codec_create(void)
@@ -89,6 +70,8 @@ void softlabel_codec_free(softlabel_codec *c)
     free(c->mtf);
     free(c->nlp);
     free(c->base);
+    free(c->stamp);
+    free(c->pairs);
     free(c);
 }
 
@@ -148,8 +131,6 @@ static void bases_of(const layout *l, size_t n, int k, size_t *base)
     }
 }
 
-static size_t plane_bytes(const layout *l, int p) { return l->off[p + 1] - l->off[p]; }
-
 static int reserve_scratch(softlabel_codec *c, size_t raw_bytes, int vocab, int k)
 {
     TRY(mem_reserve((void **)&c->raw, &c->raw_cap, raw_bytes, 1, "soft-label planes"));
@@ -157,20 +138,6 @@ static int reserve_scratch(softlabel_codec *c, size_t raw_bytes, int vocab, int 
     TRY(mem_reserve((void **)&c->nlp, &c->nlp_cap, (size_t)k, sizeof *c->nlp, "soft-label scratch"));
     TRY(mem_reserve((void **)&c->base, &c->base_cap, 4 * (size_t)k, sizeof *c->base, "soft-label scratch"));
     return 0;
-}
-
-static void mtf_reset(uint16_t *list, int vocab)
-{
-    for (int i = 0; i < vocab; i++)
-        list[i] = (uint16_t)i;
-}
-
-/* Moves the entry at index i to the front. */
-static void mtf_promote(uint16_t *list, unsigned i)
-{
-    uint16_t v = list[i];
-    memmove(list + 1, list, i * sizeof *list);
-    list[0] = v;
 }
 
 /* Probability of a negative log-prob code (the decoder's exact arithmetic). */
@@ -250,24 +217,22 @@ static int check_args(const int32_t *ids, const float *logprobs, int n_pos, int 
     return 0;
 }
 
-/* Compresses the planes into one zstd frame at out, ending a block after each
- * plane so every plane gets its own entropy tables. @return the frame size. */
-static int compress_planes(softlabel_codec *c, const layout *l, unsigned char *out, size_t cap,
-                           size_t *frame_len)
+int softlabel_compress_planes(softlabel_codec *c, const size_t *off, int n_planes, unsigned char *out,
+                              size_t cap, size_t *frame_len)
 {
-    size_t total = l->off[N_PLANES], r;
+    size_t total = off[n_planes], r;
     if (ZSTD_isError(r = ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_only)) ||
         ZSTD_isError(r = ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL)) ||
         ZSTD_isError(r = ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0)) ||
         ZSTD_isError(r = ZSTD_CCtx_setPledgedSrcSize(c->cctx, total)))
         return err_set("soft-label encode: zstd: %s", ZSTD_getErrorName(r));
     ZSTD_outBuffer ob = {out, cap, 0};
-    for (int p = 0; p <= N_PLANES; p++) {
-        if (p < N_PLANES && plane_bytes(l, p) == 0)
+    for (int p = 0; p <= n_planes; p++) {
+        size_t bytes = p < n_planes ? off[p + 1] - off[p] : 0;
+        if (p < n_planes && bytes == 0)
             continue;
-        ZSTD_EndDirective mode = p < N_PLANES ? ZSTD_e_flush : ZSTD_e_end;
-        ZSTD_inBuffer ib = {c->raw + (p < N_PLANES ? l->off[p] : total),
-                            p < N_PLANES ? plane_bytes(l, p) : 0, 0};
+        ZSTD_EndDirective mode = p < n_planes ? ZSTD_e_flush : ZSTD_e_end;
+        ZSTD_inBuffer ib = {c->raw + (p < n_planes ? off[p] : total), bytes, 0};
         do {
             r = ZSTD_compressStream2(c->cctx, &ob, &ib, mode);
             if (ZSTD_isError(r))
@@ -292,7 +257,7 @@ int softlabel_encode(softlabel_codec *c, const int32_t *ids, const float *logpro
     const size_t *base = c->base;
     bases_of(&l, n, k, c->base);
 
-    mtf_reset(c->mtf, vocab);
+    softlabel_mtf_reset(c->mtf, vocab);
     for (size_t i = 0; i < n; i++) {
         const float *lp = logprobs + i * kk;
         double exact_sum = 0.0;
@@ -315,7 +280,7 @@ int softlabel_encode(softlabel_codec *c, const int32_t *ids, const float *logpro
             unsigned idx = 0;
             while (c->mtf[idx] != ids[i * kk + r])
                 idx++;
-            mtf_promote(c->mtf, idx);
+            softlabel_mtf_promote(c->mtf, idx);
             raw[base[r] + i] = (unsigned char)idx;
             raw[base[kk + r] + i] = (unsigned char)(idx >> 8);
         }
@@ -328,43 +293,71 @@ int softlabel_encode(softlabel_codec *c, const int32_t *ids, const float *logpro
     o[1] = 'L';
     o[2] = SOFTLABEL_CODEC_VERSION;
     o[3] = 0;
-    put_u32(o + 4, (uint32_t)n_pos);
-    put_u16(o + 8, (unsigned)k);
-    put_u16(o + 10, (unsigned)(vocab - 1));
+    softlabel_put_u32(o + 4, (uint32_t)n_pos);
+    softlabel_put_u16(o + 8, (unsigned)k);
+    softlabel_put_u16(o + 10, (unsigned)(vocab - 1));
     size_t frame_len = 0;
-    TRY(compress_planes(c, &l, o + HEADER_SIZE, bound - HEADER_SIZE, &frame_len));
+    TRY(softlabel_compress_planes(c, l.off, N_PLANES, o + HEADER_SIZE, bound - HEADER_SIZE, &frame_len));
     *out_len = HEADER_SIZE + frame_len;
     return 0;
 }
 
-int softlabel_peek(const unsigned char *blob, size_t len, int *n_pos, int *k, int *vocab)
+int softlabel_peek_info(const unsigned char *blob, size_t len, softlabel_info *info)
 {
     if (len < HEADER_SIZE)
         return err_set("soft-label blob: %zu bytes, shorter than its %d-byte header", len, HEADER_SIZE);
     if (blob[0] != 'S' || blob[1] != 'L')
         return err_set("soft-label blob: bad magic (not a soft-label blob)");
-    if (blob[2] != SOFTLABEL_CODEC_VERSION)
-        return err_set("soft-label blob: codec version %d, expected %d", blob[2], SOFTLABEL_CODEC_VERSION);
-    if (blob[3] != 0)
-        return err_set("soft-label blob: unknown label kind %d", blob[3]);
-    uint32_t np = get_u32(blob + 4);
-    unsigned kk = get_u16(blob + 8), v = get_u16(blob + 10) + 1u;
+    if (blob[2] != SOFTLABEL_CODEC_VERSION && blob[2] != SOFTLABEL_SAMPLED_VERSION)
+        return err_set("soft-label blob: codec version %d, expected %d (top-k) or %d (sampled)", blob[2],
+                       SOFTLABEL_CODEC_VERSION, SOFTLABEL_SAMPLED_VERSION);
+    int want_kind = blob[2] == SOFTLABEL_CODEC_VERSION ? SOFTLABEL_KIND_TOPK : SOFTLABEL_KIND_SAMPLED;
+    if (blob[3] != want_kind)
+        return err_set("soft-label blob: unknown label kind %d for codec version %d", blob[3], blob[2]);
+    uint32_t np = softlabel_get_u32(blob + 4);
+    unsigned kk = softlabel_get_u16(blob + 8), v = softlabel_get_u16(blob + 10) + 1u;
     if (np < 1 || np > SOFTLABEL_MAX_POS)
         return err_set("soft-label blob: n_pos %u outside 1..%d", np, SOFTLABEL_MAX_POS);
-    if (kk < 1 || kk > SOFTLABEL_MAX_K || kk > v)
-        return err_set("soft-label blob: k %u outside 1..%d or above vocab %u", kk, SOFTLABEL_MAX_K, v);
-    *n_pos = (int)np;
-    *k = (int)kk;
-    *vocab = (int)v;
+    info->version = blob[2];
+    info->kind = (softlabel_kind)want_kind;
+    info->n_pos = (int)np;
+    info->k = (int)kk;
+    info->vocab = (int)v;
+    if (want_kind == SOFTLABEL_KIND_TOPK) {
+        if (kk < 1 || kk > SOFTLABEL_MAX_K || kk > v)
+            return err_set("soft-label blob: k %u outside 1..%d or above vocab %u", kk, SOFTLABEL_MAX_K, v);
+        info->entries = (long)np * kk;
+        return 0;
+    }
+    if (kk < 1 || kk > SOFTLABEL_MAX_SAMPLES)
+        return err_set("soft-label blob: %u samples per position, outside 1..%d", kk, SOFTLABEL_MAX_SAMPLES);
+    if (len < SOFTLABEL_SAMPLED_HEADER_SIZE)
+        return err_set("soft-label blob: %zu bytes, shorter than its %d-byte header", len,
+                       SOFTLABEL_SAMPLED_HEADER_SIZE);
+    uint32_t entries = softlabel_get_u32(blob + 12);
+    unsigned widest = kk < v ? kk : v;   /* distinct ids per position */
+    if (entries < np || entries > (uint64_t)np * widest)
+        return err_set("soft-label blob: %u entries for %u positions of at most %u distinct ids", entries,
+                       np, widest);
+    info->entries = (long)entries;
     return 0;
 }
 
-/* Checks that the payload after the header is exactly one zstd frame that
- * declares the expected size, before any scratch is sized from the header. */
-static int check_frame(const unsigned char *blob, size_t len, size_t expected)
+int softlabel_peek(const unsigned char *blob, size_t len, int *n_pos, int *k, int *vocab)
 {
-    const unsigned char *frame = blob + HEADER_SIZE;
-    size_t avail = len - HEADER_SIZE;
+    softlabel_info info;
+    TRY(softlabel_peek_info(blob, len, &info));
+    *n_pos = info.n_pos;
+    *k = info.k;
+    *vocab = info.vocab;
+    return 0;
+}
+
+int softlabel_inflate_payload(softlabel_codec *c, const unsigned char *blob, size_t len, size_t header,
+                              size_t expected)
+{
+    const unsigned char *frame = blob + header;
+    size_t avail = len - header;
     unsigned long long content = ZSTD_getFrameContentSize(frame, avail);
     if (content == ZSTD_CONTENTSIZE_ERROR || content == ZSTD_CONTENTSIZE_UNKNOWN)
         return err_set("soft-label blob: payload is not a zstd frame with a declared size");
@@ -375,12 +368,8 @@ static int check_frame(const unsigned char *blob, size_t len, size_t expected)
         return err_set("soft-label blob: truncated payload: %s", ZSTD_getErrorName(frame_len));
     if (frame_len != avail)
         return err_set("soft-label blob: %zu bytes after the payload", avail - frame_len);
-    return 0;
-}
-
-static int inflate_planes(softlabel_codec *c, const unsigned char *blob, size_t len, size_t expected)
-{
-    size_t got = ZSTD_decompressDCtx(c->dctx, c->raw, expected, blob + HEADER_SIZE, len - HEADER_SIZE);
+    TRY(mem_reserve((void **)&c->raw, &c->raw_cap, expected, 1, "soft-label planes"));
+    size_t got = ZSTD_decompressDCtx(c->dctx, c->raw, expected, frame, avail);
     if (ZSTD_isError(got))
         return err_set("soft-label blob: payload: zstd: %s", ZSTD_getErrorName(got));
     if (got != expected)
@@ -392,24 +381,30 @@ int softlabel_decode(softlabel_codec *c, const unsigned char *blob, size_t len, 
                      int max_pos, int max_k, int32_t *ids, float *logprobs, float *tail,
                      int *n_pos, int *k)
 {
-    int np, kk, v;
-    TRY(softlabel_peek(blob, len, &np, &kk, &v));
+    softlabel_info info;
+    TRY(softlabel_peek_info(blob, len, &info));
+    int np = info.n_pos, kk = info.k, v = info.vocab;
     if (np > max_pos || kk > max_k)
         return err_set("soft-label blob: %d positions of k %d exceed the room for %d of k %d",
                        np, kk, max_pos, max_k);
     if (v > vocab)
         return err_set("soft-label blob: vocab %d larger than the expected %d", v, vocab);
+    if (info.kind == SOFTLABEL_KIND_SAMPLED) {
+        TRY(softlabel_decode_sampled_as_topk(c, &info, blob, len, ids, logprobs, tail));
+        *n_pos = np;
+        *k = kk;
+        return 0;
+    }
     size_t n = (size_t)np;
     layout l;
     layout_of(n, kk, &l);
-    TRY(check_frame(blob, len, l.off[N_PLANES]));
+    TRY(softlabel_inflate_payload(c, blob, len, HEADER_SIZE, l.off[N_PLANES]));
     TRY(reserve_scratch(c, l.off[N_PLANES], v, kk));
-    TRY(inflate_planes(c, blob, len, l.off[N_PLANES]));
     const unsigned char *raw = c->raw;
     const size_t *base = c->base;
     bases_of(&l, n, kk, c->base);
 
-    mtf_reset(c->mtf, v);
+    softlabel_mtf_reset(c->mtf, v);
     for (size_t i = 0; i < n; i++) {
         int32_t *id = ids + i * kk;
         float *lp = logprobs + i * kk;
@@ -419,7 +414,7 @@ int softlabel_decode(softlabel_codec *c, const unsigned char *blob, size_t len, 
                 return err_set("soft-label blob: position %zu rank %d: id index %u outside vocab %d",
                                i, r, idx, v);
             id[r] = c->mtf[idx];
-            mtf_promote(c->mtf, idx);
+            softlabel_mtf_promote(c->mtf, idx);
         }
         c->nlp[0] = 0;
         for (int r = 1; r < kk; r++) {
@@ -439,6 +434,37 @@ int softlabel_decode(softlabel_codec *c, const unsigned char *blob, size_t len, 
     }
     *n_pos = np;
     *k = kk;
+    return 0;
+}
+
+/* A decimal in 1..max with nothing after it. @return it, or -1. */
+static int parse_count(const char *text, int max)
+{
+    long v = 0;
+    if (*text < '0' || *text > '9')
+        return -1;
+    for (; *text >= '0' && *text <= '9'; text++)
+        if ((v = v * 10 + (*text - '0')) > max)
+            return -1;
+    return *text || v < 1 ? -1 : (int)v;
+}
+
+int softlabel_kind_parse(const char *text, softlabel_kind *kind, int *n)
+{
+    if (!strcmp(text, "topk")) {
+        *kind = SOFTLABEL_KIND_TOPK;
+        *n = 0;
+        return 0;
+    }
+    int v = -1;
+    if (!strncmp(text, "topk:", 5) && (v = parse_count(text + 5, SOFTLABEL_MAX_K)) > 0)
+        *kind = SOFTLABEL_KIND_TOPK;
+    else if (!strncmp(text, "sample:", 7) && (v = parse_count(text + 7, SOFTLABEL_MAX_SAMPLES)) > 0)
+        *kind = SOFTLABEL_KIND_SAMPLED;
+    else
+        return err_set("label kind '%s': not topk:K (K 1..%d) or sample:N (N 1..%d)", text,
+                       SOFTLABEL_MAX_K, SOFTLABEL_MAX_SAMPLES);
+    *n = v;
     return 0;
 }
 

@@ -8,20 +8,26 @@ PRAGMA user_version = 1;
 -- One row per setting. Keys: schema_version, teacher_hash (16 hex digits),
 -- teacher_vocab, teacher_layers, teacher_heads, teacher_channels,
 -- teacher_seq_len, tokenizer (blob, the tokenizer's serialized form),
--- tokenizer_hash (16 hex digits), k, codec_version, label_kind ('topk'),
+-- tokenizer_hash (16 hex digits), k, codec_version, label_kind,
 -- quantisation (text: how the codec quantises, schemas/softlabel.md),
 -- tool_version, created_at (UTC, ISO 8601).
+-- label_kind says what every topk blob holds (schemas/softlabel.md):
+--   'topk'      the teacher's top k ids and log-probs + tail; codec_version 1.
+--   'sample:N'  N draws from the teacher per position, as distinct ids with
+--               counts; k = N (the width train decodes each position to);
+--               codec_version 2.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value
 ) WITHOUT ROWID;
 
 -- One row per window of a record. tokens: n_tokens uint16 little-endian ids;
--- topk: the soft-label blob of positions 0 .. n_tokens - 2 (position i
--- predicts token i + 1). content_hash: XXH3-64 of the record bytes, stored
--- as a signed 64-bit integer (the same bits). Statistics are means over the
--- positions of the window: teacher NLL of the actual next token, entropy of
--- the teacher's top-k + tail (tail as one bucket), tail mass, top-1 prob.
+-- topk: the soft-label blob (of meta's label_kind) of positions
+-- 0 .. n_tokens - 2 (position i predicts token i + 1). content_hash: XXH3-64
+-- of the record bytes, stored as a signed 64-bit integer (the same bits).
+-- Statistics are means over the positions of the window: teacher NLL of the
+-- actual next token, entropy of the teacher's top-k + tail (tail as one
+-- bucket), tail mass, top-1 prob.
 CREATE TABLE sequences (
     seq_id         INTEGER PRIMARY KEY,
     source         TEXT    NOT NULL,

@@ -2,7 +2,8 @@
  * on a labels.db made here (a tokenizer trained on a few sentences, random
  * soft labels), the rows of `topk` and the values of topk_json, topk_entropy
  * and detokenize equal what the codec and the tokenizer give in C, and a bad
- * blob is an SQL error. Skipped (cmocka skip) when W2S_ASAN is set or this
+ * blob is an SQL error. A second database of sampled labels (sample:N) shows
+ * one row per distinct id with its count, prob = count / N and log(prob). Skipped (cmocka skip) when W2S_ASAN is set or this
  * test is itself built with AddressSanitizer (an ASan-built .so cannot be
  * loaded into the uninstrumented shell), when the .so is not built, or when
  * no sqlite3 shell is installed. */
@@ -40,6 +41,7 @@
 
 #define K 8
 #define N_SEQ 3
+#define N_SAMPLES 20
 
 static const char *texts[N_SEQ] = {
     "The teacher is weak, but the student listens anyway.",
@@ -48,15 +50,61 @@ static const char *texts[N_SEQ] = {
 };
 
 typedef struct fixture {
-    char dir[256], db[300], so[4096];
+    char dir[256], db[300], sampled_db[300], so[4096];
     tokenizer *tok;
-    unsigned char *blob[N_SEQ];
-    size_t blob_len[N_SEQ];
+    unsigned char *blob[N_SEQ], *sblob[N_SEQ];
+    size_t blob_len[N_SEQ], sblob_len[N_SEQ];
     int32_t tokens[N_SEQ][128];
     int n_tokens[N_SEQ];
 } fixture;
 
 static fixture fx;
+
+/* The sampled database: the same tokens, N_SAMPLES draws per position from
+ * a fixed skewed distribution over a few ids. */
+static int make_sampled_db(void)
+{
+    int vocab = tok_vocab_size(fx.tok);
+    labels_meta m;
+    memset(&m, 0, sizeof m);
+    m.teacher_hash = 43;
+    m.teacher_config = (model_config){vocab, 1, 1, 8, 128};
+    if (tok_serialize(fx.tok, &m.tokenizer, &m.tokenizer_len) < 0)
+        return -1;
+    m.tokenizer_hash = tok_hash(fx.tok);
+    m.k = N_SAMPLES;
+    m.codec_version = SOFTLABEL_SAMPLED_VERSION;
+    strcpy(m.tool_version, "test");
+    snprintf(m.label_kind, sizeof m.label_kind, "sample:%d", N_SAMPLES);
+    labels_db *db = labels_db_open_write(fx.sampled_db, &m);
+    free(m.tokenizer);
+    softlabel_codec *c = softlabel_codec_create();
+    if (!db || !c || labels_db_begin(db) < 0)
+        return -1;
+    rng_state rng;
+    rng_seed(&rng, 12);
+    for (int s = 0; s < N_SEQ; s++) {
+        int n_pos = fx.n_tokens[s] - 1;
+        int32_t ids[128 * N_SAMPLES] = {0};
+        uint8_t counts[128 * N_SAMPLES] = {0};
+        for (int i = 0; i < n_pos; i++)
+            for (int d = 0; d < N_SAMPLES; d++) {
+                int slot = (int)(rng_uniform(&rng) * rng_uniform(&rng) * 6);   /* skewed to 0 */
+                ids[i * N_SAMPLES + slot] = (int32_t)((i * 13 + slot * 7 + s) % vocab);
+                counts[i * N_SAMPLES + slot]++;
+            }
+        size_t cap = 0;
+        if (softlabel_encode_sampled(c, ids, counts, n_pos, N_SAMPLES, vocab, &fx.sblob[s], &cap,
+                                     &fx.sblob_len[s]) < 0)
+            return -1;
+        labels_row row = {"src", "", (uint64_t)s, 0, (uint64_t)s, fx.n_tokens[s], fx.tokens[s],
+                          fx.sblob[s], fx.sblob_len[s], 1.0, 1.0, 0.0, 0.4};
+        if (labels_db_insert(db, &row) < 0)
+            return -1;
+    }
+    softlabel_codec_free(c);
+    return labels_db_commit(db) < 0 || labels_db_close(db) < 0 ? -1 : 0;
+}
 
 static int make_db(void)
 {
@@ -122,12 +170,13 @@ static int setup(void **state)
     if (!mkdtemp(fx.dir))
         return -1;
     snprintf(fx.db, sizeof fx.db, "%s/labels.db", fx.dir);
+    snprintf(fx.sampled_db, sizeof fx.sampled_db, "%s/sampled.db", fx.dir);
     const char *build = getenv("BUILD");
     char rel[4096];
     snprintf(rel, sizeof rel, "%s/softlabel.so", build && *build ? build : "build");
     if (!realpath(rel, fx.so))
         fx.so[0] = '\0';
-    if (make_db() < 0) {
+    if (make_db() < 0 || make_sampled_db() < 0) {
         fprintf(stderr, "test_sqlext: %s\n", err_message());
         return -1;
     }
@@ -138,8 +187,10 @@ static int teardown(void **state)
 {
     (void)state;
     tok_free(fx.tok);
-    for (int s = 0; s < N_SEQ; s++)
+    for (int s = 0; s < N_SEQ; s++) {
         free(fx.blob[s]);
+        free(fx.sblob[s]);
+    }
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx.dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -153,9 +204,9 @@ static void skip_unless_loadable(void)
         skip();
 }
 
-/* Runs sql in the sqlite3 shell after loading the extension. Output (stdout
- * and stderr) into out; @return the shell's exit status. */
-static int shell(const char *sql, char *out, size_t cap)
+/* Runs sql in the sqlite3 shell on database db after loading the extension.
+ * Output (stdout and stderr) into out; @return the shell's exit status. */
+static int shell_on(const char *db, const char *sql, char *out, size_t cap)
 {
     char script[400], cmd[1200];
     snprintf(script, sizeof script, "%s/script.sql", fx.dir);
@@ -163,13 +214,18 @@ static int shell(const char *sql, char *out, size_t cap)
     assert_non_null(f);
     fprintf(f, ".bail on\n.load '%s'\n%s\n", fx.so, sql);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "sqlite3 -batch '%s' < '%s' 2>&1", fx.db, script);
+    snprintf(cmd, sizeof cmd, "sqlite3 -batch '%s' < '%s' 2>&1", db, script);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, cap - 1, p);
     out[n] = '\0';
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int shell(const char *sql, char *out, size_t cap)
+{
+    return shell_on(fx.db, sql, out, cap);
 }
 
 static void decode(int s, int32_t *ids, float *lp, float *tail, int *n_pos)
@@ -319,11 +375,111 @@ static void test_bad_blobs(void **state)
     assert_int_equal(rc, 0);
 }
 
+static void decode_sampled(int s, int32_t *ids, uint8_t *counts, int *n_pos)
+{
+    softlabel_codec *c = softlabel_codec_create();
+    int n;
+    assert_int_equal(softlabel_decode_sampled(c, fx.sblob[s], fx.sblob_len[s], tok_vocab_size(fx.tok), 128,
+                                              N_SAMPLES, ids, counts, n_pos, &n), 0);
+    assert_int_equal(n, N_SAMPLES);
+    softlabel_codec_free(c);
+}
+
+/* Sampled labels: a row per distinct id with its exact count, prob = count / N,
+ * logprob = log(prob); top-k rows have a NULL count; topk_kind names both. */
+static void test_sampled_rows(void **state)
+{
+    (void)state;
+    skip_unless_loadable();
+    static char out[1 << 20];
+    int rc = shell_on(fx.sampled_db, "SELECT pos, rank, token_id, count, prob, logprob FROM topk "
+                      "WHERE seq_id = 2;", out, sizeof out);
+    if (rc != 0)
+        fail_msg("sqlite3 exited %d: %s", rc, out);
+    int32_t ids[128 * N_SAMPLES];
+    uint8_t counts[128 * N_SAMPLES];
+    int n_pos;
+    decode_sampled(1, ids, counts, &n_pos);
+    int at = 0, rows = 0;   /* at: the next (pos, rank) entry with a count */
+    for (char *line = out, *next; *line; line = next) {
+        next = strchr(line, '\n');
+        next = next ? next + 1 : line + strlen(line);
+        while (at < n_pos * N_SAMPLES && !counts[at])
+            at++;
+        int pos, rank, id, count;
+        double p, l;
+        assert_int_equal(sscanf(line, "%d|%d|%d|%d|%lf|%lf", &pos, &rank, &id, &count, &p, &l), 6);
+        assert_true(at < n_pos * N_SAMPLES);
+        assert_int_equal(pos, at / N_SAMPLES);
+        assert_int_equal(rank, at % N_SAMPLES);
+        assert_int_equal(id, ids[at]);
+        assert_int_equal(count, counts[at]);
+        assert_true(fabs(p - (double)count / N_SAMPLES) < 1e-12);
+        assert_true(fabs(l - log((double)count / N_SAMPLES)) < 1e-9);
+        at++;
+        rows++;
+    }
+    int distinct = 0;
+    for (int e = 0; e < n_pos * N_SAMPLES; e++)
+        distinct += counts[e] > 0;
+    assert_int_equal(rows, distinct);
+
+    char want[256];
+    snprintf(want, sizeof want, "0\n%d\nsample:%d\n", N_SAMPLES, N_SAMPLES);
+    rc = shell_on(fx.sampled_db, "SELECT count(*) FROM (SELECT seq_id, pos, sum(count) AS n FROM topk "
+                  "GROUP BY seq_id, pos) WHERE n != 20;\n"
+                  "SELECT sum(count) FROM topk WHERE seq_id = 3 AND pos = 2;\n"
+                  "SELECT topk_kind(topk) FROM sequences WHERE seq_id = 1;", out, sizeof out);
+    if (rc != 0)
+        fail_msg("sqlite3 exited %d: %s", rc, out);
+    assert_string_equal(out, want);
+    int total = 0;
+    for (int s = 0; s < N_SEQ; s++)
+        total += (fx.n_tokens[s] - 1) * K;
+    snprintf(want, sizeof want, "%d\ntopk:%d\n", total, K);
+    rc = shell("SELECT count(*) FROM topk WHERE count IS NULL;\n"
+               "SELECT topk_kind(topk) FROM sequences WHERE seq_id = 1;", out, sizeof out);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, want);
+
+    /* topk_json: [id, logprob, count] triples of the distinct ids; entropy of the counts */
+    decode_sampled(0, ids, counts, &n_pos);
+    rc = shell_on(fx.sampled_db, "SELECT topk_json(topk) FROM sequences WHERE seq_id = 1;", out, sizeof out);
+    assert_int_equal(rc, 0);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    if (!j)
+        fail_msg("topk_json is not JSON: %s", jerr.text);
+    assert_int_equal(json_array_size(j), n_pos);
+    double h = 0.0;
+    for (int i = 0; i < n_pos; i++) {
+        json_t *row = json_array_get(j, (size_t)i);
+        int d = 0;
+        for (int r = 0; r < N_SAMPLES; r++) {
+            int c = counts[i * N_SAMPLES + r];
+            if (!c)
+                continue;
+            json_t *triple = json_array_get(row, (size_t)d++);
+            assert_int_equal(json_array_size(triple), 3);
+            assert_int_equal(json_integer_value(json_array_get(triple, 0)), ids[i * N_SAMPLES + r]);
+            assert_true(fabs(json_number_value(json_array_get(triple, 1)) - log((double)c / N_SAMPLES)) < 1e-7);
+            assert_int_equal(json_integer_value(json_array_get(triple, 2)), c);
+            h -= (double)c / N_SAMPLES * log((double)c / N_SAMPLES);
+        }
+        assert_int_equal(json_array_size(row), d);
+    }
+    json_decref(j);
+    rc = shell_on(fx.sampled_db, "SELECT topk_entropy(topk) FROM sequences WHERE seq_id = 1;", out, sizeof out);
+    assert_int_equal(rc, 0);
+    assert_true(fabs(strtod(out, NULL) - h / n_pos) < 1e-6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topk_rows),
         cmocka_unit_test(test_scalar_functions),
+        cmocka_unit_test(test_sampled_rows),
         cmocka_unit_test(test_bad_blobs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,9 +1,11 @@
 /* eval: cross-entropy, perplexity and bits per byte of packed windows; see
- * eval.h. */
+ * eval.h. Under MPI every rank packs every batch (cheap) but runs only the
+ * batches b with b % ranks == rank; the sums are then added over the ranks. */
 #include "eval.h"
 
 #include "err.h"
 #include "mem.h"
+#include "mpi_comm.h"
 #include "window.h"
 
 #include <math.h>
@@ -21,7 +23,8 @@ int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, eval_r
     int32_t *tokens = buf, *pos = buf + cells, *targets = buf + 2 * cells;
     double nats = 0.0;
     size_t next = 0;
-    while (next < w->n) {
+    const int rank = mpi_comm_rank(), ranks = mpi_comm_size();
+    for (long batch = 0; next < w->n; batch++) {
         packer p;
         packer_reset(&p, rows, T, tokens, pos);
         for (size_t i = 0; i < cells; i++)
@@ -34,11 +37,14 @@ int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, eval_r
             for (int j = 0; j + 1 < w->len[next]; j++)
                 targets[off + j] = tok[j + 1];
         }
+        if (batch % ranks != rank)
+            continue;
         int used = packer_rows_used(&p);
         float *logits = model_forward(m, tokens, pos, used, T);
         nats += objective_ce(obj, logits, targets, (long)used * T, V, 0.0f);
     }
     free(buf);
+    TRY(mpi_comm_sum_doubles(&nats, 1));
     out->tokens = w->targets;
     out->bytes = w->bytes;
     out->nats = nats;

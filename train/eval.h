@@ -3,7 +3,9 @@
  * record's EOT exactly once, common/window.h), the perplexity and the
  * tokenizer-independent bits per byte. Windows go through the model in packed
  * batches of the rows the model was created for; the order is fixed, so the
- * result is deterministic for a fixed thread count. */
+ * result is deterministic for a fixed thread count. Under MPI the batches are
+ * dealt round-robin to the ranks and the sums added, so every rank must call
+ * it and all get the same result. */
 #ifndef W2S_EVAL_H
 #define W2S_EVAL_H
 

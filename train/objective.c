@@ -21,7 +21,7 @@ typedef struct job {
     const float *logprobs, *tail;
     int k, V;
     long n;
-    float tau, scale;
+    float tau, scale, aux;
     kd_tail_mode mode;
     double sums[MAX_PARTS];
 } job;
@@ -83,18 +83,23 @@ static void kd_part(void *ctx, int tid, int nthreads)
             memset(row, 0, sizeof *row * (size_t)j->V);
             continue;
         }
-        sum += kd_loss_position(row, j->V, j->ids + i * j->k, j->logprobs + i * j->k, j->tail[i],
-                                j->k, j->tau, j->mode, j->scale);
+        sum += kd_loss_position_aux(row, j->V, j->ids + i * j->k, j->logprobs + i * j->k, j->tail[i],
+                                    j->k, j->tau, j->mode, j->aux, j->scale);
     }
     j->sums[tid] = sum;
 }
 
 double objective_kd(objective *o, float *logits, const int32_t *targets, const int32_t *ids,
                     const float *logprobs, const float *tail, int k, long n, int V, float tau,
-                    kd_tail_mode mode, float scale)
+                    kd_tail_mode mode, float aux, float scale)
 {
     job j = {.logits = logits, .targets = targets, .ids = ids, .logprobs = logprobs, .tail = tail,
-             .k = k, .V = V, .n = n, .tau = tau, .scale = scale, .mode = mode};
+             .k = k, .V = V, .n = n, .tau = tau, .scale = scale, .aux = aux, .mode = mode};
     parallel_run(o->pool, kd_part, &j);
     return total(&j, parallel_threads(o->pool));
+}
+
+float objective_aux_weight(double beta, long warmup, long total_steps, long step)
+{
+    return kd_aux_weight(beta, step, warmup >= 0 ? warmup : total_steps / 5);
 }

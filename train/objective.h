@@ -22,9 +22,16 @@ double objective_ce(objective *o, float *logits, const int32_t *targets, long n,
 
 /* KD of n positions: position i is labeled when targets[i] >= 0, with the
  * teacher's ids / logprobs (n, k) and tail (n); unlabeled rows get a zero
- * gradient. @return the sum of KD over labeled positions. */
+ * gradient. aux: the auxiliary-confidence weight b in [0, 1] of this step
+ * (kd_loss_position_aux; 0 = plain KD). @return the sum of KD over labeled
+ * positions (against the mixed target when aux > 0). */
 double objective_kd(objective *o, float *logits, const int32_t *targets, const int32_t *ids,
                     const float *logprobs, const float *tail, int k, long n, int V, float tau,
-                    kd_tail_mode mode, float scale);
+                    kd_tail_mode mode, float aux, float scale);
+
+/* The aux-confidence weight of a 1-based step: kd_aux_weight(beta, step, w)
+ * with w = warmup, or 20% of total_steps when warmup < 0 (--aux-warmup
+ * unset). */
+float objective_aux_weight(double beta, long warmup, long total_steps, long step);
 
 #endif

@@ -36,7 +36,15 @@ static const char usage_text[] =
     "                         A = 0 never reads the GT batch)\n"
     "  --tau T                KD temperature (default 1)\n"
     "  --kd-tail MODE         bucket (default: top-k + one tail bucket, exact at\n"
-    "                         tau 1) or renorm (both renormalised over the top-k)\n"
+    "                         tau 1) or renorm (both renormalised over the top-k).\n"
+    "                         Sampled labels (distill --labels sample:N) always use\n"
+    "                         bucket with tail 0: renorm is refused for them\n"
+    "  --aux-conf BETA        auxiliary confidence loss (Burns et al. 2023): the KD\n"
+    "                         target becomes (1 - b) * teacher + b * onehot(the\n"
+    "                         student's own argmax, detached), b ramped linearly\n"
+    "                         from 0 to BETA in [0, 1] (default 0: off)\n"
+    "  --aux-warmup N         steps of that ramp: b = BETA * min(1, step / N)\n"
+    "                         (default 20% of the steps)\n"
     "Model:\n"
     "  --preset NAME          tiny (L2 H4 C128 T128) or small (L6 H6 C384 T256,\n"
     "                         default); --layers/--heads/--channels/--seq override\n"
@@ -60,6 +68,9 @@ static const char usage_text[] =
     "  --seed S               initialisation and data order (default 1)\n"
     "  --threads N            threads (default: all cores); results are\n"
     "                         bit-identical for the same seed and thread count\n"
+    "                         Under mpirun (make MPI=1) every rank takes its share\n"
+    "                         of each step's rows, gradients are summed, rank 0\n"
+    "                         writes; --threads defaults to the cores / ranks\n"
     "Evaluation, checkpoints, output:\n"
     "  --out MODEL.ckpt       the trained model (parameters + tokenizer); with\n"
     "                         --eval-input the best held-out checkpoint, else the\n"
@@ -92,9 +103,9 @@ static const char usage_text[] =
 
 enum {
     OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_HARD,
-    OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_PRESET, OPT_LAYERS, OPT_HEADS, OPT_CHANNELS,
-    OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS, OPT_BATCH,
-    OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
+    OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_AUX_CONF, OPT_AUX_WARMUP, OPT_PRESET, OPT_LAYERS,
+    OPT_HEADS, OPT_CHANNELS, OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS,
+    OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
     OPT_EVAL_INPUT, OPT_EVAL_EVERY, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_STOP_AT,
     OPT_METRICS, OPT_LABELS_ONLY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT, OPT_HELP, OPT_VERSION
 };
@@ -109,6 +120,8 @@ static const struct option long_options[] = {
     {"alpha", required_argument, NULL, OPT_ALPHA},
     {"tau", required_argument, NULL, OPT_TAU},
     {"kd-tail", required_argument, NULL, OPT_KD_TAIL},
+    {"aux-conf", required_argument, NULL, OPT_AUX_CONF},
+    {"aux-warmup", required_argument, NULL, OPT_AUX_WARMUP},
     {"preset", required_argument, NULL, OPT_PRESET},
     {"layers", required_argument, NULL, OPT_LAYERS},
     {"heads", required_argument, NULL, OPT_HEADS},
@@ -193,14 +206,16 @@ static void check_train_mode(train_options *o, int alpha_given)
     if (!o->out)
         usage_die("--out MODEL.ckpt is required");
     if (!o->labels) {
-        if (o->labels_where || o->labels_hard || o->labels_only)
-            usage_die("--labels-where, --labels-hard and --labels-only need --labels");
+        if (o->labels_where || o->labels_hard || o->labels_only || o->aux_conf > 0)
+            usage_die("--labels-where, --labels-hard, --labels-only and --aux-conf need --labels");
         if (alpha_given && o->alpha != 1.0)
             usage_die("--alpha below 1 needs --labels");
         o->alpha = 1.0;
     } else if (!alpha_given) {
         o->alpha = 0.5;
     }
+    if (o->aux_conf > 0 && o->labels_hard)
+        usage_die("--aux-conf mixes the soft KD target; it does not apply to --labels-hard");
     if (o->init && (o->preset || o->layers || o->heads || o->channels || o->seq))
         usage_die("--init takes the model config from the checkpoint; drop --preset/--layers/--heads/--channels/--seq");
     if (o->vocab && (o->labels || o->tokenizer || o->init))
@@ -224,6 +239,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
     o->kd_batch = 16;
     o->lr = 1e-3;
     o->warmup = -1;
+    o->aux_warmup = -1;
     o->weight_decay = 0.1;
     o->clip = 1.0;
     o->seed = 1;
@@ -270,6 +286,8 @@ void train_options_parse(train_options *o, int argc, char **argv)
             if (kd_tail_parse(optarg, &o->kd_tail) < 0)
                 usage_die(err_message());
             break;
+        case OPT_AUX_CONF: o->aux_conf = parse_double("--aux-conf", optarg, 0.0, 1.0); break;
+        case OPT_AUX_WARMUP: o->aux_warmup = (long)parse_int("--aux-warmup", optarg, 0, 1000000000); break;
         case OPT_PRESET: o->preset = optarg; break;
         case OPT_LAYERS: o->layers = (int)parse_int("--layers", optarg, 1, 256); break;
         case OPT_HEADS: o->heads = (int)parse_int("--heads", optarg, 1, 256); break;

@@ -23,6 +23,8 @@ typedef struct train_options {
     double alpha;                  /* default 0.5 with --labels, 1 without */
     double tau;
     kd_tail_mode kd_tail;
+    double aux_conf;               /* --aux-conf BETA in [0, 1], 0 = off */
+    long aux_warmup;               /* --aux-warmup: steps of the 0 -> BETA ramp; -1 = 20% of steps */
     const char *preset;            /* NULL: "small" unless --init */
     int layers, heads, channels, seq;   /* 0 = from the preset */
     const char *init, *tokenizer;

@@ -8,6 +8,8 @@
 #include "fileio.h"
 #include "gt_batch.h"
 #include "mem.h"
+#include "mpi_comm.h"
+#include "softlabel.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -112,6 +114,17 @@ static int check_labels(train_run *r)
                        meta->teacher_config.vocab, r->cfg.vocab);
     if (meta->k > KD_MAX_K)
         return err_set("%s: k = %d exceeds the largest supported (%d)", path, meta->k, KD_MAX_K);
+    softlabel_kind kind;
+    int n;
+    if (softlabel_kind_parse(meta->label_kind, &kind, &n) < 0)
+        return err_wrap("%s: meta", path);
+    if (n && n != meta->k)
+        return err_set("%s: label kind '%s' disagrees with k = %d", path, meta->label_kind, meta->k);
+    /* sampled labels are an empirical distribution with no tail: only the
+     * bucket form is their unbiased estimate (kd_loss.h) */
+    if (kind == SOFTLABEL_KIND_SAMPLED && r->o->kd_tail == KD_TAIL_RENORM && !r->o->labels_hard)
+        return err_set("%s: holds sampled labels (%s): their KD is the bucket form with tail 0; "
+                       "drop --kd-tail renorm", path, meta->label_kind);
     return 0;
 }
 
@@ -168,6 +181,8 @@ static int settings_hash(const train_run *r, uint64_t *hash)
                     o->tokenizer ? o->tokenizer : "", o->vocab, r->total_steps, o->batch,
                     o->kd_batch, o->lr, r->warmup, o->weight_decay, o->clip,
                     (unsigned long long)o->seed, (unsigned long long)tok_hash(r->tok));
+    if (rc == 0 && o->aux_conf > 0)   /* absent when off: older resume states stay valid */
+        rc = append(&s, &len, &cap, "|aux %a %ld", o->aux_conf, o->aux_warmup);
     if (rc == 0 && r->labels)
         rc = append(&s, &len, &cap, "|teacher %016llx rows %zu",
                     (unsigned long long)label_reader_meta(r->labels)->teacher_hash,
@@ -234,14 +249,17 @@ static void print_settings(const train_run *r)
     fprintf(stderr, "train: model L%d H%d C%d T%d V%d, %zu parameters, %d threads%s\n", c->layers,
             c->heads, c->channels, c->seq_len, c->vocab, model_num_params(r->m), model_threads(r->m),
             r->resumed ? "" : o->init ? " (weights from --init)" : "");
+    if (mpi_comm_size() > 1)
+        fprintf(stderr, "train: %d MPI ranks, each up to %d of the %d rows per step\n",
+                mpi_comm_size(), r->max_rows, r->rows_gt + r->rows_kd);
     if (r->rows_gt)
         fprintf(stderr, "train: GT %zu windows, %llu tokens to predict, batch %d rows of %d\n",
                 r->gt.n, (unsigned long long)r->gt.targets, r->rows_gt, c->seq_len);
     if (r->labels) {
         const labels_meta *m = label_reader_meta(r->labels);
-        fprintf(stderr, "train: labels %s: %zu sequences%s%s, k %d, teacher L%d H%d C%d T%d%s\n",
+        fprintf(stderr, "train: labels %s: %zu sequences%s%s, %s k %d, teacher L%d H%d C%d T%d%s\n",
                 o->labels, label_reader_rows(r->labels), o->labels_where ? " where " : "",
-                o->labels_where ? o->labels_where : "", m->k, m->teacher_config.layers,
+                o->labels_where ? o->labels_where : "", m->label_kind, m->k, m->teacher_config.layers,
                 m->teacher_config.heads, m->teacher_config.channels, m->teacher_config.seq_len,
                 r->rows_kd ? "" : " (not read: alpha 1)");
         if (r->rows_kd)
@@ -249,6 +267,9 @@ static void print_settings(const train_run *r)
                     o->labels_hard ? "hard labels (LM loss on the stored tokens)" : "soft labels");
     }
     fprintf(stderr, "train: alpha %g, tau %g, kd-tail %s\n", o->alpha, o->tau, kd_tail_name(o->kd_tail));
+    if (o->aux_conf > 0)
+        fprintf(stderr, "train: aux-conf %g, ramped linearly over %ld steps\n", o->aux_conf,
+                o->aux_warmup >= 0 ? o->aux_warmup : r->total_steps / 5);
     fprintf(stderr, "train: %ld steps (warm-up %ld), lr %g cosine to 10%%, weight decay %g, clip %g, seed %llu\n",
             r->total_steps, r->warmup, o->lr, o->weight_decay, o->clip, (unsigned long long)o->seed);
     if (r->eval.n)
@@ -357,8 +378,15 @@ int train_setup(train_run *r, const train_options *o)
     }
     r->state.settings_hash = hash;
 
+    /* Rank i of n takes rows [rows * i / n, rows * (i + 1) / n). */
+    int rows = r->rows_gt + r->rows_kd, rank = mpi_comm_rank(), ranks = mpi_comm_size();
+    r->row_lo = (int)((long)rows * rank / ranks);
+    r->row_hi = (int)((long)rows * (rank + 1) / ranks);
+    r->max_rows = (rows + ranks - 1) / ranks;
+    if (r->max_rows < 1)
+        r->max_rows = 1;
     if (!o->labels_only) {
-        r->m = model_create(&r->cfg, r->rows_gt + r->rows_kd, o->threads);
+        r->m = model_create(&r->cfg, r->max_rows, o->threads);
         if (!r->m || init_weights(r, &init_ck) < 0)
             goto done;
         r->obj = objective_create(model_threads(r->m));

@@ -6,13 +6,15 @@
  * alpha / GT targets, KD by (1 - alpha) / labeled positions), one backward and
  * one AdamW step. With alpha = 1 the labeled rows do not exist at all, so the
  * run is exactly plain LM training. All buffers are allocated before the
- * first step. */
+ * first step. Under MPI each rank passes only its rows through the model and
+ * the gradients are summed before the step (trainer.h). */
 #include "trainer.h"
 
 #include "err.h"
 #include "gt_batch.h"
 #include "mem.h"
 #include "metrics.h"
+#include "mpi_comm.h"
 #include "progress.h"
 #include "window.h"
 
@@ -20,12 +22,15 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 typedef struct step_out {
     double lm, kd, loss;     /* means */
     float lr, grad_norm;
     long tokens;
     double seconds;
+    double reduce_seconds;   /* in the MPI sums: transfer */
+    double wait_seconds;     /* and waiting for the slowest rank */
 } step_out;
 
 typedef struct loop {
@@ -35,15 +40,28 @@ typedef struct loop {
     adamw_config adamw;
 } loop;
 
+/* Rank 0 alone writes files; the other ranks hold the same model. */
 static int write_model(const train_run *r, long step)
 {
+    if (mpi_comm_rank() != 0)
+        return 0;
     checkpoint ck = {.config = r->cfg, .tokenizer = r->tok_blob, .tokenizer_len = r->tok_blob_len,
                      .params = model_params(r->m), .step = step};
     return checkpoint_write(r->o->out, &ck);
 }
 
+/* Every rank calls it at the same steps. Under MPI it first checks that the
+ * ranks still hold the same parameters: they take identical steps only if
+ * the allreduce gives every rank the same bits, which MPI advises but does
+ * not promise. */
 static int write_resume(const train_run *r, long step)
 {
+    if (mpi_comm_size() > 1 &&
+        !mpi_comm_all_equal(XXH3_64bits(model_params(r->m), model_num_params(r->m) * sizeof(float))))
+        return err_set("step %ld: the MPI ranks' parameters differ (the allreduce did not give every "
+                       "rank the same sums); stopped, the last checkpoint %s stays", step, r->resume_path);
+    if (mpi_comm_rank() != 0)
+        return 0;
     unsigned char state[TRAIN_STATE_BYTES];
     train_state_encode(&r->state, state);
     checkpoint ck = {.config = r->cfg, .tokenizer = r->tok_blob, .tokenizer_len = r->tok_blob_len,
@@ -53,11 +71,48 @@ static int write_resume(const train_run *r, long step)
     return checkpoint_write(r->resume_path, &ck);
 }
 
-static int run_step(loop *l, long step, step_out *out)
+/* Forward, losses and backward of this rank's rows [row_lo, row_hi) of the
+ * batch; sums[0] and sums[1] receive its CE and KD sums. The scales use the
+ * global counts n_gt and b->n_positions, so the ranks' gradients add up to
+ * the whole batch's. A rank without rows contributes zeros. aux: the step's
+ * auxiliary-confidence weight of the KD target (0 = off). */
+static void local_pass(loop *l, const label_batch *b, long n_gt, float aux, double sums[2])
 {
     train_run *r = l->r;
     const train_options *o = r->o;
     const int T = r->cfg.seq_len, V = r->cfg.vocab;
+    const int lo = r->row_lo, hi = r->row_hi;
+    const int gt_hi = hi < r->rows_gt ? hi : r->rows_gt;
+    const int kd_lo = lo > r->rows_gt ? lo : r->rows_gt;
+    sums[0] = sums[1] = 0.0;
+    if (hi <= lo) {
+        memset(model_grads(r->m), 0, sizeof(float) * model_num_params(r->m));
+        return;
+    }
+    float *logits = model_forward(r->m, l->tokens + (long)lo * T, l->pos + (long)lo * T, hi - lo, T);
+    if (gt_hi > lo)
+        sums[0] = objective_ce(r->obj, logits, l->targets + (long)lo * T, (long)(gt_hi - lo) * T, V,
+                               (float)(o->alpha / (double)n_gt));
+    if (b && hi > kd_lo) {
+        const int k = label_reader_meta(r->labels)->k;
+        const long first = (long)(kd_lo - r->rows_gt) * T, n = (long)(hi - kd_lo) * T;
+        float *kd_logits = logits + (long)(kd_lo - lo) * T * V;
+        float scale = (float)((1.0 - o->alpha) / (double)b->n_positions);
+        if (o->labels_hard)
+            sums[1] = objective_ce(r->obj, kd_logits, b->targets + first, n, V, scale);
+        else
+            sums[1] = objective_kd(r->obj, kd_logits, b->targets + first, b->ids + first * k,
+                                   b->logprobs + first * k, b->tail + first, k, n, V, (float)o->tau,
+                                   o->kd_tail, aux, scale);
+    }
+    model_backward(r->m);
+}
+
+static int run_step(loop *l, long step, step_out *out)
+{
+    train_run *r = l->r;
+    const train_options *o = r->o;
+    const int T = r->cfg.seq_len;
     const long gt_cells = (long)r->rows_gt * T, kd_cells = (long)r->rows_kd * T;
     double t0 = time_now();
     long n_gt = 0, gt_tokens = 0;
@@ -74,22 +129,19 @@ static int run_step(loop *l, long step, step_out *out)
         memcpy(l->tokens + gt_cells, b->tokens, sizeof *l->tokens * (size_t)kd_cells);
         memcpy(l->pos + gt_cells, b->pos, sizeof *l->pos * (size_t)kd_cells);
     }
-    float *logits = model_forward(r->m, l->tokens, l->pos, r->rows_gt + r->rows_kd, T);
-    double lm = 0.0, kd = 0.0;
-    if (r->rows_gt)
-        lm = objective_ce(r->obj, logits, l->targets, gt_cells, V, (float)(o->alpha / (double)n_gt));
-    if (b) {
-        float *kd_logits = logits + gt_cells * V;
-        float scale = (float)((1.0 - o->alpha) / (double)b->n_positions);
-        if (o->labels_hard)
-            kd = objective_ce(r->obj, kd_logits, b->targets, kd_cells, V, scale);
-        else
-            kd = objective_kd(r->obj, kd_logits, b->targets, b->ids, b->logprobs, b->tail,
-                              label_reader_meta(r->labels)->k, kd_cells, V, (float)o->tau,
-                              o->kd_tail, scale);
+    double sums[2];
+    local_pass(l, b, n_gt, objective_aux_weight(o->aux_conf, o->aux_warmup, r->total_steps, step), sums);
+    double r0 = mpi_comm_reduce_seconds(), w0 = mpi_comm_wait_seconds();
+    if (mpi_comm_sum_doubles(sums, 2) < 0 ||
+        mpi_comm_sum_floats(model_grads(r->m), model_num_params(r->m)) < 0) {
+        if (b)
+            label_reader_release(r->labels);
+        return err_wrap("step %ld", step);
     }
-    out->lm = r->rows_gt ? lm / (double)n_gt : 0.0;
-    out->kd = b ? kd / (double)b->n_positions : 0.0;
+    out->reduce_seconds = mpi_comm_reduce_seconds() - r0;
+    out->wait_seconds = mpi_comm_wait_seconds() - w0;
+    out->lm = r->rows_gt ? sums[0] / (double)n_gt : 0.0;
+    out->kd = b ? sums[1] / (double)b->n_positions : 0.0;
     out->loss = (r->rows_gt ? o->alpha * out->lm : 0.0) + (b ? (1.0 - o->alpha) * out->kd : 0.0);
     if (!isfinite(out->loss)) {
         if (b)
@@ -97,7 +149,6 @@ static int run_step(loop *l, long step, step_out *out)
         return err_set("step %ld: the loss is not finite (LM %g, KD %g); stopped, the last "
                        "checkpoint %s stays", step, out->lm, out->kd, r->resume_path);
     }
-    model_backward(r->m);
     out->lr = model_lr_schedule((float)o->lr, step, r->warmup, r->total_steps);
     l->adamw.lr = out->lr;
     out->grad_norm = model_adamw_step(r->m, &l->adamw, step);
@@ -117,7 +168,7 @@ static int run_step(loop *l, long step, step_out *out)
 }
 
 static int print_summary(const train_run *r, long last_step, const step_out *last, double seconds,
-                         uint64_t tokens)
+                         uint64_t tokens, double reduce_seconds, double wait_seconds)
 {
     json_t *o = json_object();
     if (!o)
@@ -140,6 +191,11 @@ static int print_summary(const train_run *r, long last_step, const step_out *las
     json_object_set_new(o, "tokens", json_integer((json_int_t)tokens));
     json_object_set_new(o, "tokens_per_s", json_real(seconds > 0 ? (double)tokens / seconds : 0.0));
     json_object_set_new(o, "seconds", json_real(seconds));
+    if (mpi_comm_size() > 1) {
+        json_object_set_new(o, "ranks", json_integer(mpi_comm_size()));
+        json_object_set_new(o, "allreduce_seconds", json_real(reduce_seconds));
+        json_object_set_new(o, "allreduce_wait_seconds", json_real(wait_seconds));
+    }
     int rc = json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
     if (rc < 0 || puts("") == EOF || fflush(stdout) == EOF)
@@ -154,7 +210,7 @@ static int maybe_eval(train_run *r, long step, metrics_step *ms)
     if (!r->eval.n || (step % o->eval_every && step != r->total_steps))
         return 0;
     eval_result e;
-    TRY(eval_windows(r->m, r->obj, r->rows_gt + r->rows_kd, &r->eval, &e));
+    TRY(eval_windows(r->m, r->obj, r->max_rows, &r->eval, &e));
     ms->has_eval = 1;
     ms->eval_loss = e.loss;
     if (!isfinite(e.loss))
@@ -179,7 +235,7 @@ int train_loop(train_run *r)
     int rc = -1, started = 0;
     step_out s = {0};
     long step = r->start_step;
-    double busy = 0.0;
+    double busy = 0.0, reduce = 0.0, wait = 0.0;
     uint64_t tokens = 0;
     l.tokens = mem_alloc_big(sizeof *l.tokens * cells * 3, "batch");
     if (!l.tokens)
@@ -197,6 +253,8 @@ int train_loop(train_run *r)
         if (run_step(&l, step, &s) < 0)
             goto done;
         busy += s.seconds;
+        reduce += s.reduce_seconds;
+        wait += s.wait_seconds;
         tokens += (uint64_t)s.tokens;
         metrics_step ms = {.step = step, .has_lm = r->rows_gt > 0, .has_kd = r->rows_kd > 0,
                            .lm_loss = s.lm, .kd_loss = s.kd, .loss = s.loss, .lr = s.lr,
@@ -231,7 +289,7 @@ int train_loop(train_run *r)
             fprintf(stderr, "train: best held-out loss %.4f at step %lld\n", r->state.best_eval,
                     (long long)r->state.best_step);
     }
-    if (o->json && print_summary(r, step, tokens ? &s : NULL, busy, tokens) < 0)
+    if (o->json && print_summary(r, step, tokens ? &s : NULL, busy, tokens, reduce, wait) < 0)
         goto done;
     rc = 0;
 done:

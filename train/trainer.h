@@ -5,7 +5,14 @@
  *
  * train_setup (train_setup.c) resolves and validates everything before the
  * first step, so a bad input fails before any file is written; train_loop
- * (trainer.c) runs the steps, evaluates, and writes OUT and OUT.resume. */
+ * (trainer.c) runs the steps, evaluates, and writes OUT and OUT.resume.
+ *
+ * Data parallel over MPI (common/mpi_comm.h): every rank builds the same
+ * global batch (GT rows, then labeled rows), runs forward and backward on its
+ * contiguous block of those rows only, and the gradients and loss sums are
+ * summed over the ranks before the AdamW step. The losses are scaled by the
+ * global target counts, so the sum is the gradient of the whole batch and
+ * every rank takes the same step; rank 0 alone writes files. */
 #ifndef W2S_TRAINER_H
 #define W2S_TRAINER_H
 
@@ -33,6 +40,8 @@ typedef struct train_run {
     model *m;
     objective *obj;
     int rows_gt, rows_kd;            /* 0 when alpha is 1 (no KD rows) or 0 (no GT rows) */
+    int row_lo, row_hi;              /* this rank's rows of the rows_gt + rows_kd */
+    int max_rows;                    /* the model's rows: the largest rank's share */
     gt_windows gt, eval;
     label_reader *labels;            /* NULL without --labels */
     long total_steps, warmup, start_step;

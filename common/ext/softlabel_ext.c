@@ -6,9 +6,12 @@
  *   SELECT topk_json(topk), topk_entropy(topk), detokenize(tokens) FROM sequences;
  *
  * `topk` is an eponymous virtual table with one row per (seq_id, pos, rank)
- * of main.sequences: (seq_id, pos, rank, token_id, token_text, logprob, prob);
- * an equality on seq_id (and on pos) is used to read one sequence (position),
- * otherwise every sequence is scanned. Token text needs the tokenizer stored
+ * of main.sequences: (seq_id, pos, rank, token_id, token_text, logprob, prob,
+ * count); an equality on seq_id (and on pos) is used to read one sequence
+ * (position), otherwise every sequence is scanned. Sampled labels (kind
+ * sample:N) show one row per distinct id drawn, with its count, prob =
+ * count / N and logprob = log(prob); count is NULL for top-k labels.
+ * topk_kind(blob) names a blob's kind: 'topk:K' or 'sample:N'. Token text needs the tokenizer stored
  * in meta; it is loaded from the calling connection on first use and cached
  * for the connection's life. Bad blobs raise an SQL error, never a crash.
  *
@@ -19,6 +22,7 @@
 SQLITE_EXTENSION_INIT1
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,11 +34,14 @@ SQLITE_EXTENSION_INIT1
 int sqlite3_softlabel_init(sqlite3 *db, char **err_msg, const sqlite3_api_routines *api);
 
 /* One decoded blob. Scalar functions share one per connection; each topk
- * cursor has its own, so nested queries do not overwrite each other. */
+ * cursor has its own, so nested queries do not overwrite each other. A
+ * sampled blob fills counts too: a row's entries of count 0 are padding. */
 typedef struct decoded {
-    int32_t *ids; size_t ids_cap;
-    float *lp;    size_t lp_cap;
-    float *tail;  size_t tail_cap;
+    int32_t *ids;    size_t ids_cap;
+    float *lp;       size_t lp_cap;
+    float *tail;     size_t tail_cap;
+    uint8_t *counts; size_t counts_cap;
+    int sampled;                  /* the blob is of kind sample:N (N = k) */
 } decoded;
 
 static void decoded_free(decoded *d)
@@ -42,6 +49,7 @@ static void decoded_free(decoded *d)
     free(d->ids);
     free(d->lp);
     free(d->tail);
+    free(d->counts);
 }
 
 /* Per-connection state shared by the functions and the virtual table. */
@@ -88,16 +96,40 @@ static int conn_tokenizer(ext_conn *c, sqlite3 *db, char **msg)
     return c->tok ? 0 : -1;
 }
 
+/* Sampled blobs: the counts exactly, log-probs log(count / N), tail 0. */
+static int decode_sampled(ext_conn *c, decoded *d, const unsigned char *blob, size_t len,
+                          const softlabel_info *info, int *n_pos, int *k)
+{
+    size_t n = (size_t)info->n_pos * info->k;
+    TRY(mem_reserve((void **)&d->counts, &d->counts_cap, n, sizeof *d->counts, "counts"));
+    TRY(softlabel_decode_sampled(c->codec, blob, len, info->vocab, info->n_pos, info->k, d->ids, d->counts,
+                                 n_pos, k));
+    for (size_t i = 0; i < n; i++)
+        d->lp[i] = d->counts[i] ? (float)log((double)d->counts[i] / info->k) : -INFINITY;
+    memset(d->tail, 0, sizeof *d->tail * (size_t)info->n_pos);
+    return 0;
+}
+
 /* Decodes blob into d with c's codec. @return 0, or -1 with *msg set. */
 static int conn_decode(ext_conn *c, decoded *d, const unsigned char *blob, size_t len, int *n_pos, int *k,
                        char **msg)
 {
-    int np, kk, vocab;
-    if (softlabel_peek(blob, len, &np, &kk, &vocab) < 0 ||
-        mem_reserve((void **)&d->ids, &d->ids_cap, (size_t)np * kk, sizeof *d->ids, "ids") < 0 ||
-        mem_reserve((void **)&d->lp, &d->lp_cap, (size_t)np * kk, sizeof *d->lp, "log-probs") < 0 ||
-        mem_reserve((void **)&d->tail, &d->tail_cap, (size_t)np, sizeof *d->tail, "tail") < 0 ||
-        softlabel_decode(c->codec, blob, len, vocab, np, kk, d->ids, d->lp, d->tail, n_pos, k) < 0) {
+    softlabel_info info;
+    int rc = softlabel_peek_info(blob, len, &info);
+    size_t n = rc < 0 ? 0 : (size_t)info.n_pos * info.k;
+    if (rc == 0)
+        rc = mem_reserve((void **)&d->ids, &d->ids_cap, n, sizeof *d->ids, "ids");
+    if (rc == 0)
+        rc = mem_reserve((void **)&d->lp, &d->lp_cap, n, sizeof *d->lp, "log-probs");
+    if (rc == 0)
+        rc = mem_reserve((void **)&d->tail, &d->tail_cap, (size_t)info.n_pos, sizeof *d->tail, "tail");
+    if (rc == 0) {
+        d->sampled = info.kind == SOFTLABEL_KIND_SAMPLED;
+        rc = d->sampled ? decode_sampled(c, d, blob, len, &info, n_pos, k)
+                        : softlabel_decode(c->codec, blob, len, info.vocab, info.n_pos, info.k, d->ids,
+                                           d->lp, d->tail, n_pos, k);
+    }
+    if (rc < 0) {
         *msg = sqlite3_mprintf("%s", err_message());
         return -1;
     }
@@ -118,7 +150,8 @@ static int arg_decode(sqlite3_context *ctx, sqlite3_value *arg, int *n_pos, int 
     return 0;
 }
 
-/* topk_json(blob): [[[id, logprob], ...k], ...n_pos]. */
+/* topk_json(blob): [[[id, logprob], ...k], ...n_pos]; sampled blobs:
+ * [[[id, logprob, count], ...distinct ids], ...n_pos]. */
 static void fn_topk_json(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
@@ -132,9 +165,14 @@ static void fn_topk_json(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_str_appendchar(s, 1, '[');
     for (int i = 0; i < n_pos; i++) {
         sqlite3_str_appendall(s, i ? ",[" : "[");
-        for (int r = 0; r < k; r++)
-            sqlite3_str_appendf(s, "%s[%d,%.9g]", r ? "," : "", (int)c->fn.ids[i * k + r],
-                                (double)c->fn.lp[i * k + r]);
+        for (int r = 0; r < k; r++) {
+            size_t at = (size_t)i * k + r;
+            if (!c->fn.sampled)
+                sqlite3_str_appendf(s, "%s[%d,%.9g]", r ? "," : "", (int)c->fn.ids[at], (double)c->fn.lp[at]);
+            else if (c->fn.counts[at])
+                sqlite3_str_appendf(s, "%s[%d,%.9g,%d]", r ? "," : "", (int)c->fn.ids[at],
+                                    log((double)c->fn.counts[at] / k), (int)c->fn.counts[at]);
+        }
         sqlite3_str_appendchar(s, 1, ']');
     }
     sqlite3_str_appendchar(s, 1, ']');
@@ -148,12 +186,16 @@ static void fn_topk_json(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_subtype(ctx, 'J');
 }
 
-/* Entropy (nats) of one position's top-k plus the tail as one bucket. */
+/* Entropy (nats) of one position's top-k plus the tail as one bucket (of a
+ * sampled position: of the empirical distribution; pads have no mass). */
 static double position_entropy(const float *lp, int k, float tail)
 {
     double h = 0.0;
-    for (int r = 0; r < k; r++)
-        h -= exp((double)lp[r]) * (double)lp[r];
+    for (int r = 0; r < k; r++) {
+        double q = exp((double)lp[r]);
+        if (q > 0.0)
+            h -= q * (double)lp[r];
+    }
     if (tail > 0)
         h -= (double)tail * log((double)tail);
     return h;
@@ -172,6 +214,24 @@ static void fn_topk_entropy(sqlite3_context *ctx, int argc, sqlite3_value **argv
     for (int i = 0; i < n_pos; i++)
         sum += position_entropy(c->fn.lp + (size_t)i * k, k, c->fn.tail[i]);
     sqlite3_result_double(ctx, sum / n_pos);
+}
+
+/* topk_kind(blob): 'topk:K' or 'sample:N' from the blob's header. */
+static void fn_topk_kind(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
+        return;
+    const unsigned char *blob = sqlite3_value_blob(argv[0]);
+    softlabel_info info;
+    if (softlabel_peek_info(blob ? blob : (const unsigned char *)"", (size_t)sqlite3_value_bytes(argv[0]),
+                            &info) < 0) {
+        sqlite3_result_error(ctx, err_message(), -1);
+        return;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%s:%d", info.kind == SOFTLABEL_KIND_SAMPLED ? "sample" : "topk", info.k);
+    sqlite3_result_text(ctx, text, -1, SQLITE_TRANSIENT);
 }
 
 /* detokenize(tokens): the bytes of the uint16 LE ids, EOT as nothing. */
@@ -220,7 +280,7 @@ static void fn_detokenize(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 /* ---- the topk virtual table ---- */
 
-enum { COL_SEQ, COL_POS, COL_RANK, COL_TOKEN, COL_TEXT, COL_LOGPROB, COL_PROB };
+enum { COL_SEQ, COL_POS, COL_RANK, COL_TOKEN, COL_TEXT, COL_LOGPROB, COL_PROB, COL_COUNT };
 enum { PLAN_SEQ = 1, PLAN_POS = 2 };
 
 typedef struct topk_vtab {
@@ -244,7 +304,8 @@ static int topk_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
 {
     (void)argc; (void)argv; (void)err;
     int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(seq_id INTEGER, pos INTEGER, rank INTEGER, "
-                                      "token_id INTEGER, token_text TEXT, logprob REAL, prob REAL)");
+                                      "token_id INTEGER, token_text TEXT, logprob REAL, prob REAL, "
+                                      "count INTEGER)");
     if (rc != SQLITE_OK)
         return rc;
     topk_vtab *v = sqlite3_malloc(sizeof *v);
@@ -384,7 +445,8 @@ static int topk_filter(sqlite3_vtab_cursor *base, int plan, const char *idx_str,
 static int topk_next(sqlite3_vtab_cursor *base)
 {
     topk_cursor *cur = (topk_cursor *)base;
-    if (++cur->rank < cur->k)
+    /* a sampled position ends at its first pad (count 0) */
+    if (++cur->rank < cur->k && (!cur->cur.sampled || cur->cur.counts[(size_t)cur->pos * cur->k + cur->rank]))
         return SQLITE_OK;
     cur->rank = 0;
     if (cur->pos_only < 0 && ++cur->pos < cur->n_pos)
@@ -408,8 +470,24 @@ static int topk_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
     case COL_POS: sqlite3_result_int(ctx, cur->pos); break;
     case COL_RANK: sqlite3_result_int(ctx, cur->rank); break;
     case COL_TOKEN: sqlite3_result_int(ctx, cur->cur.ids[at]); break;
-    case COL_LOGPROB: sqlite3_result_double(ctx, cur->cur.lp[at]); break;
-    case COL_PROB: sqlite3_result_double(ctx, exp((double)cur->cur.lp[at])); break;
+    case COL_LOGPROB:
+        if (cur->cur.sampled)
+            sqlite3_result_double(ctx, log((double)cur->cur.counts[at] / cur->k));
+        else
+            sqlite3_result_double(ctx, cur->cur.lp[at]);
+        break;
+    case COL_PROB:
+        if (cur->cur.sampled)
+            sqlite3_result_double(ctx, (double)cur->cur.counts[at] / cur->k);
+        else
+            sqlite3_result_double(ctx, exp((double)cur->cur.lp[at]));
+        break;
+    case COL_COUNT:
+        if (cur->cur.sampled)
+            sqlite3_result_int(ctx, cur->cur.counts[at]);
+        else
+            sqlite3_result_null(ctx);
+        break;
     case COL_TEXT: {
         char *msg = NULL;
         if (conn_tokenizer(c, v->db, &msg) < 0) {
@@ -471,6 +549,8 @@ int sqlite3_softlabel_init(sqlite3 *db, char **err_msg, const sqlite3_api_routin
         rc = sqlite3_create_function(db, "topk_json", 1, flags, c, fn_topk_json, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_create_function(db, "topk_entropy", 1, flags, c, fn_topk_entropy, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "topk_kind", 1, flags, c, fn_topk_kind, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_create_function(db, "detokenize", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, c,
                                      fn_detokenize, NULL, NULL);

@@ -1,0 +1,85 @@
+/* softlabel_internal: what the two blob kinds of the soft-label codec share
+ * (softlabel.c: top-k and the header; softlabel_sampled.c: sampled labels):
+ * the codec's scratch, little-endian helpers, the move-to-front list and the
+ * zstd framing of byte planes. Not a public API: only the codec's files
+ * include it. */
+#ifndef W2S_SOFTLABEL_INTERNAL_H
+#define W2S_SOFTLABEL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "softlabel.h"
+
+#define SOFTLABEL_HEADER_SIZE 12          /* top-k header */
+#define SOFTLABEL_SAMPLED_HEADER_SIZE 16  /* sampled header: + entries (u32) */
+
+struct softlabel_codec {
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    unsigned char *raw;  size_t raw_cap;    /* planes before/after zstd */
+    uint16_t *mtf;       size_t mtf_cap;    /* move-to-front list, vocab entries */
+    uint32_t *nlp;       size_t nlp_cap;    /* per-rank codes, k entries */
+    size_t *base;        size_t base_cap;   /* plane offsets per rank, 4 k entries */
+    uint32_t *stamp;     size_t stamp_cap;  /* sampled: per id, 1 + last position seen */
+    uint32_t *pairs;     size_t pairs_cap;  /* sampled: a position's (count, id) pairs */
+};
+
+static inline void softlabel_put_u16(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static inline void softlabel_put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline unsigned softlabel_get_u16(const unsigned char *p)
+{
+    return p[0] | (unsigned)p[1] << 8;
+}
+
+static inline uint32_t softlabel_get_u32(const unsigned char *p)
+{
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void softlabel_mtf_reset(uint16_t *list, int vocab)
+{
+    for (int i = 0; i < vocab; i++)
+        list[i] = (uint16_t)i;
+}
+
+/* Moves the entry at index i to the front. */
+static inline void softlabel_mtf_promote(uint16_t *list, unsigned i)
+{
+    uint16_t v = list[i];
+    memmove(list + 1, list, i * sizeof *list);
+    list[0] = v;
+}
+
+/* Compresses c->raw[0 .. off[n_planes]) as one zstd frame at out (room cap)
+ * with a block per plane (plane p is raw[off[p] .. off[p + 1]); empty planes
+ * are skipped), so every plane gets its own entropy tables. @return 0 with
+ * *frame_len set, or -1 + message. */
+int softlabel_compress_planes(softlabel_codec *c, const size_t *off, int n_planes, unsigned char *out,
+                              size_t cap, size_t *frame_len);
+
+/* Checks that blob[header ..] is exactly one zstd frame declaring expected
+ * bytes, sizes c->raw and inflates the frame into it. @return 0, or -1 +
+ * message. */
+int softlabel_inflate_payload(softlabel_codec *c, const unsigned char *blob, size_t len, size_t header,
+                              size_t expected);
+
+/* The sampled kind's decoder (softlabel_sampled.c) in the form softlabel_decode
+ * presents it; info from softlabel_peek_info. */
+int softlabel_decode_sampled_as_topk(softlabel_codec *c, const softlabel_info *info,
+                                     const unsigned char *blob, size_t len, int32_t *ids,
+                                     float *logprobs, float *tail);
+
+#endif
