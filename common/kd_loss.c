@@ -3,7 +3,10 @@
  * Bucket mode sets the S entries of the row to -inf before the exponential
  * pass, so that pass sums the tail directly (no 1 - sum cancellation); the S
  * entries get their values from the k saved logits afterwards. The row passes
- * (max, exp + sum, scale) are written to vectorise, like loss_cross_entropy. */
+ * (max, exp + sum, scale) are written to vectorise, like loss_cross_entropy.
+ * The aux-confidence loss only rewrites the (k + 1)-entry target on the stack
+ * (kd_aux_target) and runs the same kernels on it, so its gradient is exact
+ * for the mixed target by construction. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
 #endif

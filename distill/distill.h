@@ -10,6 +10,7 @@
 #define W2S_DISTILL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "corpus.h"
 
@@ -23,7 +24,9 @@ typedef struct distill_options {
     int n_inputs;
     record_spec records;
     const char *records_text;  /* as given, for the settings line */
-    int k;                     /* top-k kept per position */
+    bool sampled;              /* --labels sample:N, else top-k */
+    int k;                     /* top-k K, or N draws per position when sampled */
+    uint64_t seed;             /* --seed: the draws of sample:N (default 1) */
     int batch;                 /* rows of seq_len tokens per forward */
     int threads;               /* <= 0: all cores */
     int shard_index, shard_count;

@@ -71,6 +71,8 @@ typedef struct distill_labeler {
     void *scratch;                   /* topk_scratch_bytes(V) */
     int32_t *ids;                    /* (T - 1, k) */
     float *logprobs;                 /* (T - 1, k) */
+    uint8_t *counts;                 /* sampled: (T - 1, N) draws per id */
+    double *cdf;                     /* sampled: V running sums */
     unsigned char *blob;
     size_t blob_cap;
     int failed;
@@ -80,15 +82,28 @@ typedef struct distill_labeler {
 typedef struct distill_labelers {
     parallel_pool *pool;
     int n, V, k, T;
+    bool sampled;                    /* k = N draws per position (sample:N) */
+    uint64_t seed;                   /* of the draws */
     distill_labeler each[DISTILL_MAX_LABELERS];
     /* The job of the current parallel_run. */
     distill_slot *slot;
     const float *logits;
 } distill_labelers;
 
-/* threads <= 0: one per core (at most DISTILL_MAX_LABELERS).
- * @return 0 / -1 + message. */
-int distill_labelers_init(distill_labelers *l, int threads, int V, int k, int T);
+/* threads <= 0: one per core (at most DISTILL_MAX_LABELERS). sampled: k is
+ * the N of sample:N, drawn with seed. @return 0 / -1 + message. */
+int distill_labelers_init(distill_labelers *l, int threads, int V, int k, int T, bool sampled,
+                          uint64_t seed);
+
+/* distill_sample.c: the random stream of one position of sample:N. */
+uint64_t distill_sample_key(uint64_t seed, uint64_t record_hash, int window, int position);
+/* Draws n tokens with replacement from softmax(logits) (V finite logits)
+ * with the stream of key: the d distinct ids in order of first draw with
+ * their counts (summing to n) in ids / counts[0 .. d), then n - d entries of
+ * count 0 (id = ids[0]). cdf: scratch of V doubles. @return d, and *mass =
+ * the teacher probability of the d ids. */
+int distill_sample_row(const float *logits, int V, int n, uint64_t key, double *cdf, int32_t *ids,
+                       uint8_t *counts, double *mass);
 void distill_labelers_free(distill_labelers *l);
 /* Labels every window of s to store, from logits (rows, T, V) of the
  * teacher: blob into the slot's arena of the labeler that made it, means into

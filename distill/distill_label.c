@@ -2,7 +2,10 @@
  * labels (see distill_internal.h): per position the top-k ids, their
  * log-probs and the statistics of common/topk.h (the NLL is that of the
  * window's actual next token), then one blob per window (softlabel_encode)
- * and the window's mean statistics.
+ * and the window's mean statistics. With sample:N, per position N draws
+ * (distill_sample.c) stored as ids with counts (softlabel_encode_sampled);
+ * the statistics are those of top-1, except the tail mass: the teacher mass
+ * outside the distinct ids drawn.
  *
  * The windows to store are split into one contiguous range per labeler with
  * about equal numbers of positions; a window's labels depend only on its own
@@ -17,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int distill_labelers_init(distill_labelers *l, int threads, int V, int k, int T)
+int distill_labelers_init(distill_labelers *l, int threads, int V, int k, int T, bool sampled,
+                          uint64_t seed)
 {
     memset(l, 0, sizeof *l);
     int n = threads > 0 ? threads : parallel_cores();
@@ -25,6 +29,8 @@ int distill_labelers_init(distill_labelers *l, int threads, int V, int k, int T)
     l->V = V;
     l->k = k;
     l->T = T;
+    l->sampled = sampled;
+    l->seed = seed;
     size_t entries = (size_t)(T - 1) * (size_t)k;
     for (int i = 0; i < l->n; i++) {
         distill_labeler *b = &l->each[i];
@@ -32,7 +38,11 @@ int distill_labelers_init(distill_labelers *l, int threads, int V, int k, int T)
         b->scratch = mem_alloc_big(topk_scratch_bytes(V), "top-k scratch");
         b->ids = mem_alloc_big(entries * sizeof *b->ids, "top-k ids");
         b->logprobs = mem_alloc_big(entries * sizeof *b->logprobs, "top-k log-probs");
-        if (!b->codec || !b->scratch || !b->ids || !b->logprobs ||
+        if (sampled) {
+            b->counts = mem_alloc_big(entries, "draw counts");
+            b->cdf = mem_alloc_big((size_t)V * sizeof *b->cdf, "draw sums");
+        }
+        if (!b->codec || !b->scratch || !b->ids || !b->logprobs || (sampled && (!b->counts || !b->cdf)) ||
             mem_reserve((void **)&b->blob, &b->blob_cap, entries * 8 + 1024, 1, "label blob") < 0) {
             distill_labelers_free(l);
             return -1;
@@ -56,6 +66,8 @@ void distill_labelers_free(distill_labelers *l)
         mem_free_big(b->scratch);
         mem_free_big(b->ids);
         mem_free_big(b->logprobs);
+        mem_free_big(b->counts);
+        mem_free_big(b->cdf);
         free(b->blob);
         memset(b, 0, sizeof *b);
     }
@@ -68,10 +80,12 @@ static int label_window(distill_labelers *l, int me, distill_window *win)
     distill_slot *s = l->slot;
     int n_pos = win->len - 1, k = l->k;
     double nll = 0, entropy = 0, tail = 0, top1 = 0;
+    const uint64_t hash = s->records[win->record].hash;
     for (int p = 0; p < n_pos; p++) {
         const float *row = l->logits + (size_t)(win->offset + p) * (size_t)l->V;
         topk_stats st;
-        if (topk_row(row, l->V, k, s->tokens[win->offset + p + 1], b->scratch,
+        /* sampled: top-1 for the statistics (and the check for non-finite logits) */
+        if (topk_row(row, l->V, l->sampled ? 1 : k, s->tokens[win->offset + p + 1], b->scratch,
                      b->ids + (size_t)p * k, b->logprobs + (size_t)p * k, &st) < 0) {
             const distill_record *r = &s->records[win->record];
             const char *member = s->strings + r->member;
@@ -79,14 +93,24 @@ static int label_window(distill_labelers *l, int me, distill_window *win)
                             s->strings + r->source, *member ? ":" : "", member,
                             (unsigned long long)r->index, win->window, p);
         }
+        if (l->sampled) {
+            double mass;
+            distill_sample_row(row, l->V, k, distill_sample_key(l->seed, hash, win->window, p), b->cdf,
+                               b->ids + (size_t)p * k, b->counts + (size_t)p * k, &mass);
+            st.tail = mass < 1.0 ? 1.0 - mass : 0.0;
+        }
         nll += st.nll;
         entropy += st.entropy;
         tail += st.tail;
         top1 += st.top1;
     }
     size_t len;
-    TRY(softlabel_encode(b->codec, b->ids, b->logprobs, n_pos, k, l->V, &b->blob, &b->blob_cap,
-                         &len));
+    if (l->sampled)
+        TRY(softlabel_encode_sampled(b->codec, b->ids, b->counts, n_pos, k, l->V, &b->blob, &b->blob_cap,
+                                     &len));
+    else
+        TRY(softlabel_encode(b->codec, b->ids, b->logprobs, n_pos, k, l->V, &b->blob, &b->blob_cap,
+                             &len));
     TRY(mem_reserve((void **)&s->blobs[me], &s->blobs_cap[me], s->blobs_len[me] + len, 1,
                     "label blobs"));
     memcpy(s->blobs[me] + s->blobs_len[me], b->blob, len);

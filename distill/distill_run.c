@@ -219,7 +219,7 @@ static int open_teacher(run *r)
                 tok_vocab_size(r->tok), r->V);
         goto done;
     }
-    if (o->k > r->V) {
+    if (!o->sampled && o->k > r->V) {
         err_set("--topk %d exceeds the teacher's vocabulary of %d tokens", o->k, r->V);
         goto done;
     }
@@ -230,9 +230,12 @@ static int open_teacher(run *r)
     meta.tokenizer_len = ck.tokenizer_len;
     meta.tokenizer_hash = tok_hash(r->tok);
     meta.k = o->k;
-    meta.codec_version = SOFTLABEL_CODEC_VERSION;
+    meta.codec_version = o->sampled ? SOFTLABEL_SAMPLED_VERSION : SOFTLABEL_CODEC_VERSION;
     snprintf(meta.tool_version, sizeof meta.tool_version, "%s", W2S_VERSION);
-    snprintf(meta.label_kind, sizeof meta.label_kind, "topk");
+    if (o->sampled)
+        snprintf(meta.label_kind, sizeof meta.label_kind, "sample:%d", o->k);
+    else
+        snprintf(meta.label_kind, sizeof meta.label_kind, "topk");
     r->created_db = !file_exists(o->db);
     r->db = labels_db_open_write(o->db, &meta);
     if (!r->db)
@@ -245,7 +248,8 @@ static int open_teacher(run *r)
     if (!r->m)
         goto done;
     memcpy(model_params(r->m), ck.params, model_num_params(r->m) * sizeof(float));
-    if (distill_labelers_init(&r->labelers, model_threads(r->m), r->V, o->k, r->T) < 0)
+    if (distill_labelers_init(&r->labelers, model_threads(r->m), r->V, o->k, r->T, o->sampled,
+                              o->seed) < 0)
         goto done;
     for (int i = 0; i < DISTILL_SLOTS; i++)
         if (slot_init(&r->slots[i], r->B, r->T) < 0)
@@ -253,10 +257,11 @@ static int open_teacher(run *r)
     if (!o->quiet)
         fprintf(stderr,
                 "distill: teacher %s (V=%d L=%d H=%d C=%d T=%d, hash %016" PRIx64 "), "
-                "tokenizer %016" PRIx64 ", db %s, k=%d, batch=%d, threads=%d, records=%s, "
+                "tokenizer %016" PRIx64 ", db %s, labels %s:%d, batch=%d, threads=%d, records=%s, "
                 "shard %d/%d, %d input%s\n",
                 o->teacher, r->V, r->cfg.layers, r->cfg.heads, r->cfg.channels, r->T,
-                ck.hash, meta.tokenizer_hash, o->db, o->k, r->B, model_threads(r->m),
+                ck.hash, meta.tokenizer_hash, o->db, o->sampled ? "sample" : "topk", o->k, r->B,
+                model_threads(r->m),
                 o->records_text, o->shard_index, o->shard_count, o->n_inputs,
                 o->n_inputs == 1 ? "" : "s");
     rc = 0;

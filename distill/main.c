@@ -23,20 +23,28 @@ static const char usage_text[] =
     "       distill info labels.db [--json]\n"
     "       distill split --input PATH... --out DIR --parts NAME:PERCENT,... (see split --help)\n"
     "\n"
-    "Runs the teacher over a corpus and stores its top-k next-token distribution\n"
-    "at every position in labels.db (SQLite). Killed at any moment, the same\n"
+    "Runs the teacher over a corpus and stores its next-token distribution at\n"
+    "every position in labels.db (SQLite): the top-k ids and log-probs, or N\n"
+    "draws from it (ids with counts). Killed at any moment, the same\n"
     "command resumes where it stopped; records already stored are skipped.\n"
     "\n"
     "options:\n"
     "  --teacher PATH    teacher checkpoint (its tokenizer is used)\n"
     "  --db PATH         labels database, created if missing; an existing one\n"
-    "                    must come from the same teacher, tokenizer and k\n"
+    "                    must come from the same teacher, tokenizer and labels\n"
     "  --input PATH...   corpus inputs: plain or compressed files, archives\n"
     "                    (any libarchive format), directories, '-' = stdin;\n"
     "                    repeat --input or list several paths after it\n"
     "  --records MODE    how records are cut: file, line, paragraph, fortune,\n"
     "                    jsonl:FIELD (default file)\n"
-    "  --topk K          token ids kept per position (default 32, 1..min(V, 1024))\n"
+    "  --labels KIND     topk:K: the K most probable ids per position (default\n"
+    "                    topk:32, K 1..min(V, 1024)); sample:N: N tokens drawn\n"
+    "                    with replacement from the teacher's softmax per position\n"
+    "                    (N 1..255), stored as the distinct ids with counts\n"
+    "  --topk K          the same as --labels topk:K\n"
+    "  --seed S          seed of the sample:N draws (default 1); each position's\n"
+    "                    draws depend only on S, the record's content, the window\n"
+    "                    and the position (not on --batch, --threads or resume)\n"
     "  --batch B         rows of T tokens per teacher forward (default 16)\n"
     "  --threads N       threads (default: all cores)\n"
     "  --shard I/N       only records whose content hash mod N == I\n"
@@ -87,7 +95,7 @@ static int parse_int_arg(const char *opt, const char *text, long long lo, long l
 }
 
 enum { OPT_HELP = 256, OPT_VERSION, OPT_QUIET, OPT_JSON, OPT_TEACHER, OPT_DB, OPT_INPUT,
-       OPT_RECORDS, OPT_TOPK, OPT_BATCH, OPT_THREADS, OPT_SHARD };
+       OPT_RECORDS, OPT_TOPK, OPT_BATCH, OPT_THREADS, OPT_LABELS, OPT_SEED, OPT_SHARD };
 
 static const struct option long_options[] = {
     {"help", no_argument, NULL, OPT_HELP},
@@ -99,6 +107,8 @@ static const struct option long_options[] = {
     {"input", required_argument, NULL, OPT_INPUT},
     {"records", required_argument, NULL, OPT_RECORDS},
     {"topk", required_argument, NULL, OPT_TOPK},
+    {"labels", required_argument, NULL, OPT_LABELS},
+    {"seed", required_argument, NULL, OPT_SEED},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"shard", required_argument, NULL, OPT_SHARD},
@@ -136,6 +146,22 @@ static void parse(int argc, char **argv, parsed *p)
             o->records_text = optarg;
             break;
         case OPT_TOPK: o->k = parse_int_arg("--topk", optarg, 1, SOFTLABEL_MAX_K); break;
+        case OPT_LABELS: {
+            softlabel_kind kind;
+            if (softlabel_kind_parse(optarg, &kind, &o->k) < 0)
+                usage_error("--labels: %s", err_message());
+            o->sampled = kind == SOFTLABEL_KIND_SAMPLED;
+            if (o->k == 0)
+                o->k = DISTILL_DEFAULT_K;
+            break;
+        }
+        case OPT_SEED: {
+            long long v;
+            if (cli_parse_int("--seed", optarg, 0, INT64_MAX, &v) < 0)
+                cli_die(prog, EXIT_USAGE, err_message());
+            o->seed = (uint64_t)v;
+            break;
+        }
         case OPT_BATCH: o->batch = parse_int_arg("--batch", optarg, 1, 4096); break;
         case OPT_THREADS: o->threads = parse_int_arg("--threads", optarg, 1, 1024); break;
         case OPT_SHARD:
@@ -160,9 +186,9 @@ static int run_merge(int argc, char **argv)
     parsed p = {0};
     parse(argc, argv, &p);
     const char *refused[] = {"--teacher", "--input", "--records", "--topk", "--batch", "--threads",
-                             "--shard"};
+                             "--shard", "--labels", "--seed"};
     const int refused_opt[] = {OPT_TEACHER, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
-                               OPT_THREADS, OPT_SHARD};
+                               OPT_THREADS, OPT_SHARD, OPT_LABELS, OPT_SEED};
     for (size_t i = 0; i < sizeof refused_opt / sizeof *refused_opt; i++)
         refuse(&p, refused_opt[i], refused[i], "merge");
     if (!p.run.db)
@@ -180,9 +206,9 @@ static int run_info(int argc, char **argv)
     parsed p = {0};
     parse(argc, argv, &p);
     const char *refused[] = {"--teacher", "--db", "--input", "--records", "--topk", "--batch",
-                             "--threads", "--shard", "--quiet"};
+                             "--threads", "--shard", "--quiet", "--labels", "--seed"};
     const int refused_opt[] = {OPT_TEACHER, OPT_DB, OPT_INPUT, OPT_RECORDS, OPT_TOPK,
-                               OPT_BATCH, OPT_THREADS, OPT_SHARD, OPT_QUIET};
+                               OPT_BATCH, OPT_THREADS, OPT_SHARD, OPT_QUIET, OPT_LABELS, OPT_SEED};
     for (size_t i = 0; i < sizeof refused_opt / sizeof *refused_opt; i++)
         refuse(&p, refused_opt[i], refused[i], "info");
     if (argc - optind != 1)
@@ -199,6 +225,7 @@ static int run_distill(int argc, char **argv)
     o->records.mode = RECORDS_FILE;
     o->records_text = "file";
     o->k = DISTILL_DEFAULT_K;
+    o->seed = 1;
     o->batch = DISTILL_DEFAULT_BATCH;
     o->shard_count = 1;
     parse(argc, argv, &p);
@@ -207,6 +234,8 @@ static int run_distill(int argc, char **argv)
             usage_error("unexpected argument '%s' (inputs follow --input)", argv[i]);
         o->inputs[o->n_inputs++] = argv[i];
     }
+    if (p.seen[OPT_LABELS] && p.seen[OPT_TOPK])
+        usage_error("give --labels or --topk, not both");
     if (!o->teacher)
         usage_error("missing --teacher");
     if (!o->db)

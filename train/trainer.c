@@ -130,7 +130,8 @@ static int run_step(loop *l, long step, step_out *out)
         memcpy(l->pos + gt_cells, b->pos, sizeof *l->pos * (size_t)kd_cells);
     }
     double sums[2];
-    local_pass(l, b, n_gt, objective_aux_weight(o->aux_conf, o->aux_warmup, r->total_steps, step), sums);
+    float aux = objective_aux_weight(o->aux_conf, o->aux_warmup, r->total_steps, step);
+    local_pass(l, b, n_gt, aux, sums);
     double r0 = mpi_comm_reduce_seconds(), w0 = mpi_comm_wait_seconds();
     if (mpi_comm_sum_doubles(sums, 2) < 0 ||
         mpi_comm_sum_floats(model_grads(r->m), model_num_params(r->m)) < 0) {
