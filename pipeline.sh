@@ -43,6 +43,9 @@ on the fortune files of Debian's `fortunes` package.
   --tau T             distillation temperature (default 1)
   --kd-tail MODE      bucket|renorm (default bucket)
   --topk K            soft labels kept per position (default 32)
+  --labels KIND       label kind stored by distill: topk:K or sample:N
+                      (default topk:K from --topk)
+  --aux-conf B        auxiliary confidence weight of the W2S run (default 0)
   --threads N         threads per program (default: all cores)
   -h, --help          this help
 EOF
@@ -53,7 +56,7 @@ die() { echo "pipeline.sh: $*" >&2; exit 1; }
 data="" records=fortune work="" reports=runs quick=0 seeds=1
 vocab=258 teacher=2,4,128,128 student=3,4,192,128
 teacher_steps=500 student_steps=600 batch=16 kd_batch=16
-alpha=0.5 tau=1 kd_tail=bucket topk=32 threads=0
+alpha=0.5 tau=1 kd_tail=bucket topk=32 labels="" aux_conf=0 threads=0
 teacher_lr=4e-3 student_lr=3e-3
 
 need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value (see --help)"; }
@@ -76,6 +79,8 @@ while [[ $# -gt 0 ]]; do
     --tau) need_value "$@"; tau=$2; shift 2 ;;
     --kd-tail) need_value "$@"; kd_tail=$2; shift 2 ;;
     --topk) need_value "$@"; topk=$2; shift 2 ;;
+    --labels) need_value "$@"; labels=$2; shift 2 ;;
+    --aux-conf) need_value "$@"; aux_conf=$2; shift 2 ;;
     --threads) need_value "$@"; threads=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "pipeline.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -90,6 +95,8 @@ if [[ $quick = 1 ]]; then
     work=${work:-runs/quick}
 fi
 work=${work:-runs/work}
+labels=${labels:-topk:$topk}
+labels_db=$work/labels-${labels/:/-}.db   # one database per label kind
 
 # ---- set-up: packages and build -------------------------------------------
 extra_pkgs="gnuplot-nox zstd"
@@ -170,8 +177,8 @@ run_stage teacher build/train --gt "$d/gt.txt" --records fortune --out "$work/te
     --metrics "$work/teacher.jsonl" --quiet --json "${threads_arg[@]}"
 
 # 3. Distill the unlabeled archive with the teacher.
-run_stage distill build/distill --teacher "$work/teacher.ckpt" --db "$work/labels.db" \
-    --input "$d/unlabeled.tar.zst" --records fortune --topk "$topk" --quiet --json "${threads_arg[@]}"
+run_stage distill build/distill --teacher "$work/teacher.ckpt" --db "$labels_db" \
+    --input "$d/unlabeled.tar.zst" --records fortune --labels "$labels" --quiet --json "${threads_arg[@]}"
 
 # 4-6. Students: baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens).
 student_common() { # SEED
@@ -185,11 +192,11 @@ for seed in $(seq 1 "$seeds"); do
         --out "$work/baseline-s$seed.ckpt" --metrics "$work/baseline-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
     # shellcheck disable=SC2086
     run_stage "w2s-s$seed" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
-        --labels "$work/labels.db" --alpha "$alpha" --tau "$tau" --kd-tail "$kd_tail" \
+        --labels "$labels_db" --alpha "$alpha" --tau "$tau" --kd-tail "$kd_tail" --aux-conf "$aux_conf" \
         --out "$work/w2s-s$seed.ckpt" --metrics "$work/w2s-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
     # shellcheck disable=SC2086
     run_stage "ceiling-s$seed" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
-        --labels "$work/labels.db" --labels-hard --alpha "$alpha" \
+        --labels "$labels_db" --labels-hard --alpha "$alpha" \
         --out "$work/ceiling-s$seed.ckpt" --metrics "$work/ceiling-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
 done
 
@@ -209,8 +216,8 @@ report=$report_dir/report.md
     echo "# w2s weak-to-strong run $stamp"
     echo
     echo "Corpus: ${data:-/usr/share/games/fortunes (plain files)}, records: $records."
-    echo "Teacher $teacher, student $student (L,H,C,T), vocab $vocab, top-$topk labels,"
-    echo "alpha $alpha, tau $tau, tail $kd_tail, $teacher_steps teacher and $student_steps student steps."
+    echo "Teacher $teacher, student $student (L,H,C,T), vocab $vocab, labels $labels,"
+    echo "alpha $alpha, tau $tau, tail $kd_tail, aux-conf $aux_conf, $teacher_steps teacher and $student_steps student steps."
     echo
     echo "| model | params | test loss (nats/token) | perplexity | bits/byte | train time (s) |"
     echo "|---|---|---|---|---|---|"
