@@ -9,6 +9,7 @@
  * refuses big-endian hosts rather than write a different format. */
 #include "checkpoint.h"
 
+#include "bytes.h"
 #include "err.h"
 #include "fileio.h"
 #include "mem.h"
@@ -34,50 +35,22 @@ static int host_is_little_endian(void)
     return b == 1;
 }
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static void put_config(unsigned char *p, const model_config *c)
 {
-    put_u32(p, (uint32_t)c->vocab);
-    put_u32(p + 4, (uint32_t)c->layers);
-    put_u32(p + 8, (uint32_t)c->heads);
-    put_u32(p + 12, (uint32_t)c->channels);
-    put_u32(p + 16, (uint32_t)c->seq_len);
+    bytes_put_u32(p, (uint32_t)c->vocab);
+    bytes_put_u32(p + 4, (uint32_t)c->layers);
+    bytes_put_u32(p + 8, (uint32_t)c->heads);
+    bytes_put_u32(p + 12, (uint32_t)c->channels);
+    bytes_put_u32(p + 16, (uint32_t)c->seq_len);
 }
 
 static void get_config(const unsigned char *p, model_config *c)
 {
-    c->vocab = (int32_t)get_u32(p);
-    c->layers = (int32_t)get_u32(p + 4);
-    c->heads = (int32_t)get_u32(p + 8);
-    c->channels = (int32_t)get_u32(p + 12);
-    c->seq_len = (int32_t)get_u32(p + 16);
+    c->vocab = (int32_t)bytes_get_u32(p);
+    c->layers = (int32_t)bytes_get_u32(p + 4);
+    c->heads = (int32_t)bytes_get_u32(p + 8);
+    c->channels = (int32_t)bytes_get_u32(p + 12);
+    c->seq_len = (int32_t)bytes_get_u32(p + 16);
 }
 
 uint64_t checkpoint_hash(const model_config *cfg, const float *params)
@@ -118,13 +91,13 @@ int checkpoint_write(const char *path, const checkpoint *ck)
 
     unsigned char head[CKPT_HEADER] = {0};
     memcpy(head, CKPT_MAGIC, 8);
-    put_u32(head + 8, CKPT_VERSION);
-    put_u32(head + 12, adam ? CKPT_FLAG_ADAM : 0u);
+    bytes_put_u32(head + 8, CKPT_VERSION);
+    bytes_put_u32(head + 12, adam ? CKPT_FLAG_ADAM : 0u);
     put_config(head + 16, &ck->config);
-    put_u64(head + 40, ck->tokenizer_len);
-    put_u64(head + 48, np);
-    put_u64(head + 56, (uint64_t)(int64_t)ck->step);
-    put_u64(head + 64, ck->train_state_len);
+    bytes_put_u64(head + 40, ck->tokenizer_len);
+    bytes_put_u64(head + 48, np);
+    bytes_put_u64(head + 56, (uint64_t)(int64_t)ck->step);
+    bytes_put_u64(head + 64, ck->train_state_len);
 
     XXH3_state_t *st = XXH3_createState();
     if (!st)
@@ -144,7 +117,7 @@ int checkpoint_write(const char *path, const checkpoint *ck)
         goto cleanup;
     }
     unsigned char sum[CKPT_TRAILER];
-    put_u64(sum, XXH3_64bits_digest(st));
+    bytes_put_u64(sum, XXH3_64bits_digest(st));
     if (atomic_file_write(&af, sum, sizeof sum) < 0) {
         atomic_file_abort(&af);
         goto cleanup;
@@ -173,25 +146,25 @@ static int check_header(const char *path, const unsigned char *h, uint64_t file_
 {
     if (memcmp(h, CKPT_MAGIC, 8) != 0)
         return err_set("%s: bad magic (not a w2s checkpoint)", path);
-    uint32_t version = get_u32(h + 8);
+    uint32_t version = bytes_get_u32(h + 8);
     if (version != CKPT_VERSION)
         return err_set("%s: unsupported checkpoint format version %u (this build reads %u)", path,
                        version, CKPT_VERSION);
-    uint32_t flags = get_u32(h + 12);
+    uint32_t flags = bytes_get_u32(h + 12);
     if (flags & ~CKPT_FLAG_ADAM)
         return err_set("%s: unknown header flags 0x%x", path, flags);
     *adam = (flags & CKPT_FLAG_ADAM) != 0;
-    if (get_u32(h + 36) != 0)
+    if (bytes_get_u32(h + 36) != 0)
         return err_set("%s: reserved header field is not zero", path);
     get_config(h + 16, &ck->config);
     if (model_config_check(&ck->config) < 0)
         return err_wrap("%s: invalid config", path);
-    *np = get_u64(h + 48);
+    *np = bytes_get_u64(h + 48);
     if (*np != model_config_num_params(&ck->config))
         return err_set("%s: parameter count %llu does not match the config (%zu)", path,
                        (unsigned long long)*np, model_config_num_params(&ck->config));
-    uint64_t tok = get_u64(h + 40), ts = get_u64(h + 64);
-    int64_t step = (int64_t)get_u64(h + 56);
+    uint64_t tok = bytes_get_u64(h + 40), ts = bytes_get_u64(h + 64);
+    int64_t step = (int64_t)bytes_get_u64(h + 56);
     if (step < 0 || (uint64_t)step > (uint64_t)(~0UL >> 1))
         return err_set("%s: step %lld out of range", path, (long long)step);
     ck->step = (long)step;
@@ -270,7 +243,7 @@ int checkpoint_read(const char *path, checkpoint *ck)
         err_set("%s: truncated before the checksum", path);
         goto cleanup;
     }
-    if (get_u64(sum) != XXH3_64bits_digest(st)) {
+    if (bytes_get_u64(sum) != XXH3_64bits_digest(st)) {
         err_set("%s: checksum mismatch (file corrupt)", path);
         goto cleanup;
     }

@@ -1,4 +1,5 @@
-/* cli: checked number parsing for command lines; see cli.h. */
+/* cli: checked number parsing for command lines, and its exit-on-error
+ * forms for option parsers; see cli.h. */
 #include "cli.h"
 
 #include "err.h"
@@ -63,4 +64,20 @@ void cli_die(const char *prog, int code, const char *message)
 {
     fprintf(stderr, "%s: %s\n", prog, message);
     exit(code);
+}
+
+long long cli_int_arg(const char *prog, const char *opt, const char *text, long long min, long long max)
+{
+    long long v;
+    if (cli_parse_int(opt, text, min, max, &v) < 0)
+        cli_die(prog, EXIT_USAGE, err_message());
+    return v;
+}
+
+double cli_double_arg(const char *prog, const char *opt, const char *text, double min, double max)
+{
+    double v;
+    if (cli_parse_double(opt, text, min, max, &v) < 0)
+        cli_die(prog, EXIT_USAGE, err_message());
+    return v;
 }

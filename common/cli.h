@@ -25,4 +25,9 @@ int cli_parse_shard(const char *opt, const char *text, int *index, int *count);
 /* Prints "<prog>: <message>" to stderr and exits with code. For main() only. */
 _Noreturn void cli_die(const char *prog, int code, const char *message);
 
+/* cli_parse_int / cli_parse_double for option parsers in main(): the value,
+ * or on a bad one "<prog>: <problem>" on stderr and exit EXIT_USAGE. */
+long long cli_int_arg(const char *prog, const char *opt, const char *text, long long min, long long max);
+double cli_double_arg(const char *prog, const char *opt, const char *text, double min, double max);
+
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "err.h"
 #include "mem.h"
 
@@ -67,6 +68,19 @@ static int query_int(labels_db *d, const char *sql, int64_t *out)
     return 0;
 }
 
+/* Closes d after a failed open without letting the close replace the
+ * message of the failure. @return NULL. */
+static labels_db *close_keeping_error(labels_db *d)
+{
+    char *msg = mem_strdup(err_message());
+    labels_db_close(d);
+    if (msg) {
+        err_set("%s", msg);
+        free(msg);
+    }
+    return NULL;
+}
+
 static labels_db *open_handle(const char *path, int flags)
 {
     labels_db *d = mem_calloc(1, sizeof *d, "labels.db handle");
@@ -82,8 +96,7 @@ static labels_db *open_handle(const char *path, int flags)
             db_fail(d, "cannot open");
         else
             err_set("%s: cannot open: out of memory", path);
-        labels_db_close(d);
-        return NULL;
+        return close_keeping_error(d);
     }
     sqlite3_extended_result_codes(d->db, 1);
     sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
@@ -240,13 +253,7 @@ labels_db *labels_db_open_write(const char *path, const labels_meta *meta)
         return NULL;
     d->writable = 1;
     if (open_or_create(d, meta) < 0 || prepare_writer(d) < 0) {
-        char *msg = mem_strdup(err_message());
-        labels_db_close(d);
-        if (msg) {
-            err_set("%s", msg);
-            free(msg);
-        }
-        return NULL;
+        return close_keeping_error(d);
     }
     return d;
 }
@@ -259,13 +266,7 @@ labels_db *labels_db_open_read(const char *path)
     int empty;
     if (check_version(d, &empty) < 0 || (empty && err_set("%s: empty database, not a labels.db", path)) ||
         prepare(d, "SELECT n_tokens, tokens, topk FROM sequences WHERE seq_id = ?", &d->read) < 0) {
-        char *msg = mem_strdup(err_message());
-        labels_db_close(d);
-        if (msg) {
-            err_set("%s", msg);
-            free(msg);
-        }
-        return NULL;
+        return close_keeping_error(d);
     }
     return d;
 }
@@ -436,8 +437,7 @@ int labels_db_insert(labels_db *d, const labels_row *row)
         int32_t t = row->tokens[i];
         if (t < 0 || t > 65535)
             return err_set("%s: token %d at %zu does not fit 16 bits", d->path, (int)t, i);
-        d->tok16[2 * i] = (unsigned char)t;
-        d->tok16[2 * i + 1] = (unsigned char)(t >> 8);
+        bytes_put_u16(d->tok16 + 2 * i, (uint32_t)t);
     }
     sqlite3_stmt *st = d->insert;
     sqlite3_bind_text(st, 1, row->source, -1, SQLITE_STATIC);
@@ -565,7 +565,7 @@ int labels_db_read(labels_db *d, int64_t seq_id, int32_t *tokens, int max_tokens
             fail = -1;
         if (!fail) {
             for (int64_t i = 0; i < n; i++)
-                tokens[i] = t[2 * i] | (int32_t)t[2 * i + 1] << 8;
+                tokens[i] = (int32_t)bytes_get_u16(t + 2 * i);
             if (b_len)
                 memcpy(*blob, b, b_len);
             *blob_len = b_len;

@@ -24,29 +24,11 @@ double loss_cross_entropy(float *logits, const int32_t *targets, long n, int V, 
                 total += NAN; /* a caller bug must not pass silently */
             continue;
         }
-        float mx = x[0];
-        for (int j = 1; j < V; j++)
-            mx = x[j] > mx ? x[j] : mx;
-        float xy = x[y];
-        float acc[16] = {0};
-        int j = 0;
-        for (; j + 16 <= V; j += 16)
-            for (int u = 0; u < 16; u++) {
-                float e = model_expf(x[j + u] - mx);
-                x[j + u] = e;
-                acc[u] += e;
-            }
-        float sum = 0.0f;
-        for (int u = 0; u < 16; u++)
-            sum += acc[u];
-        for (; j < V; j++) {
-            float e = model_expf(x[j] - mx);
-            x[j] = e;
-            sum += e;
-        }
+        float xy = x[y], mx;
+        float sum = model_exp_sub_max(x, V, &mx);
         total += log((double)sum) + (double)mx - (double)xy;
         float k = scale / sum;
-        for (j = 0; j < V; j++)
+        for (int j = 0; j < V; j++)
             x[j] *= k;
         x[y] -= scale;
     }

@@ -184,31 +184,14 @@ int model_attention_segments(int *start, const int32_t *pos, int t)
  * elsewhere in 0 .. n-1. */
 static void masked_softmax(float *p, int lo, int i, int n)
 {
-    float mx = p[lo];
-    for (int j = lo + 1; j <= i; j++)
-        mx = p[j] > mx ? p[j] : mx;
-    float acc[16] = {0};
-    int j = lo;
-    for (; j + 16 <= i + 1; j += 16)
-        for (int u = 0; u < 16; u++) {
-            float e = model_expf(p[j + u] - mx);
-            p[j + u] = e;
-            acc[u] += e;
-        }
-    float sum = 0.0f;
-    for (int u = 0; u < 16; u++)
-        sum += acc[u];
-    for (; j <= i; j++) {
-        float e = model_expf(p[j] - mx);
-        p[j] = e;
-        sum += e;
-    }
+    float mx;
+    float sum = model_exp_sub_max(p + lo, i + 1 - lo, &mx);
     float inv = 1.0f / sum;
-    for (j = lo; j <= i; j++)
+    for (int j = lo; j <= i; j++)
         p[j] *= inv;
-    for (j = 0; j < lo; j++)
+    for (int j = 0; j < lo; j++)
         p[j] = 0.0f;
-    for (j = i + 1; j < n; j++)
+    for (int j = i + 1; j < n; j++)
         p[j] = 0.0f;
 }
 

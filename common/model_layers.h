@@ -59,6 +59,35 @@ static inline float model_sum(const float *x, int n)
     return s;
 }
 
+/* The unnormalised softmax in place: replaces x[0..n) (n >= 1) by
+ * exp(x - max) with 16 independent partial sums, stores the max in *max_out
+ * and returns the sum. Shared by the attention softmax and the CE loss so
+ * both round identically. */
+static inline float model_exp_sub_max(float *x, int n, float *max_out)
+{
+    float mx = x[0];
+    for (int j = 1; j < n; j++)
+        mx = x[j] > mx ? x[j] : mx;
+    float acc[16] = {0};
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int u = 0; u < 16; u++) {
+            float e = model_expf(x[j + u] - mx);
+            x[j + u] = e;
+            acc[u] += e;
+        }
+    float sum = 0.0f;
+    for (int u = 0; u < 16; u++)
+        sum += acc[u];
+    for (; j < n; j++) {
+        float e = model_expf(x[j] - mx);
+        x[j] = e;
+        sum += e;
+    }
+    *max_out = mx;
+    return sum;
+}
+
 static inline float model_dot(const float *a, const float *b, int n)
 {
     float acc[16] = {0};

@@ -4,6 +4,7 @@
  * tok_encode.c, the pre-split rule in tok_pretokenize.c. */
 #include "tok_internal.h"
 
+#include "bytes.h"
 #include "err.h"
 #include "mem.h"
 
@@ -16,42 +17,6 @@
 #define TOK_HEADER_LEN (TOK_MAGIC_LEN + 2 + 4 + 4)
 #define TOK_CHECKSUM_LEN 8
 
-static void put_u16(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-}
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u16(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static size_t blob_size(int n_merges)
 {
     return TOK_HEADER_LEN + 4 * (size_t)n_merges + TOK_CHECKSUM_LEN;
@@ -61,15 +26,15 @@ static size_t blob_size(int n_merges)
 static void blob_write(const tokenizer *t, unsigned char *out)
 {
     memcpy(out, TOK_MAGIC, TOK_MAGIC_LEN);
-    put_u16(out + TOK_MAGIC_LEN, TOK_FORMAT_VERSION);
-    put_u32(out + TOK_MAGIC_LEN + 2, (uint32_t)t->vocab);
-    put_u32(out + TOK_MAGIC_LEN + 6, (uint32_t)t->n_merges);
+    bytes_put_u16(out + TOK_MAGIC_LEN, TOK_FORMAT_VERSION);
+    bytes_put_u32(out + TOK_MAGIC_LEN + 2, (uint32_t)t->vocab);
+    bytes_put_u32(out + TOK_MAGIC_LEN + 6, (uint32_t)t->n_merges);
     unsigned char *p = out + TOK_HEADER_LEN;
     for (int i = 0; i < t->n_merges; i++, p += 4) {
-        put_u16(p, (uint32_t)t->merges[2 * i]);
-        put_u16(p + 2, (uint32_t)t->merges[2 * i + 1]);
+        bytes_put_u16(p, (uint32_t)t->merges[2 * i]);
+        bytes_put_u16(p + 2, (uint32_t)t->merges[2 * i + 1]);
     }
-    put_u64(p, XXH3_64bits(out, (size_t)(p - out)));
+    bytes_put_u64(p, XXH3_64bits(out, (size_t)(p - out)));
 }
 
 tokenizer *tok_build(const int32_t *merges, int n_merges)
@@ -223,14 +188,14 @@ tokenizer *tok_deserialize(const unsigned char *blob, size_t len)
         err_set("tokenizer blob: bad magic (not a w2s tokenizer)");
         return NULL;
     }
-    uint32_t version = get_u16(blob + TOK_MAGIC_LEN);
+    uint32_t version = bytes_get_u16(blob + TOK_MAGIC_LEN);
     if (version != TOK_FORMAT_VERSION) {
         err_set("tokenizer blob: unsupported version %u (this build reads version %d)", version,
                 TOK_FORMAT_VERSION);
         return NULL;
     }
-    uint32_t vocab = get_u32(blob + TOK_MAGIC_LEN + 2);
-    uint32_t n_merges = get_u32(blob + TOK_MAGIC_LEN + 6);
+    uint32_t vocab = bytes_get_u32(blob + TOK_MAGIC_LEN + 2);
+    uint32_t n_merges = bytes_get_u32(blob + TOK_MAGIC_LEN + 6);
     if (vocab < 257 || vocab > TOK_MAX_VOCAB) {
         err_set("tokenizer blob: vocab size %u outside 257..%d", vocab, TOK_MAX_VOCAB);
         return NULL;
@@ -245,7 +210,7 @@ tokenizer *tok_deserialize(const unsigned char *blob, size_t len)
                 len < want ? "truncated" : "trailing bytes", len, want, vocab);
         return NULL;
     }
-    if (get_u64(blob + want - TOK_CHECKSUM_LEN) != XXH3_64bits(blob, want - TOK_CHECKSUM_LEN)) {
+    if (bytes_get_u64(blob + want - TOK_CHECKSUM_LEN) != XXH3_64bits(blob, want - TOK_CHECKSUM_LEN)) {
         err_set("tokenizer blob: checksum mismatch (corrupt)");
         return NULL;
     }
@@ -253,7 +218,7 @@ tokenizer *tok_deserialize(const unsigned char *blob, size_t len)
     if (!merges)
         return NULL;
     for (uint32_t i = 0; i < 2 * n_merges; i++)
-        merges[i] = (int32_t)get_u16(blob + TOK_HEADER_LEN + 2 * (size_t)i);
+        merges[i] = (int32_t)bytes_get_u16(blob + TOK_HEADER_LEN + 2 * (size_t)i);
     tokenizer *t = tok_build(merges, (int)n_merges);
     free(merges);
     if (!t)

@@ -86,14 +86,6 @@ static _Noreturn void bad_option(char **argv)
     usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
 }
 
-static int parse_int_arg(const char *opt, const char *text, long long lo, long long hi)
-{
-    long long v;
-    if (cli_parse_int(opt, text, lo, hi, &v) < 0)
-        cli_die(prog, EXIT_USAGE, err_message());
-    return (int)v;
-}
-
 enum { OPT_HELP = 256, OPT_VERSION, OPT_QUIET, OPT_JSON, OPT_TEACHER, OPT_DB, OPT_INPUT,
        OPT_RECORDS, OPT_TOPK, OPT_BATCH, OPT_THREADS, OPT_LABELS, OPT_SEED, OPT_SHARD };
 
@@ -145,7 +137,7 @@ static void parse(int argc, char **argv, parsed *p)
                 usage_error("--records: %s", err_message());
             o->records_text = optarg;
             break;
-        case OPT_TOPK: o->k = parse_int_arg("--topk", optarg, 1, SOFTLABEL_MAX_K); break;
+        case OPT_TOPK: o->k = (int)cli_int_arg(prog, "--topk", optarg, 1, SOFTLABEL_MAX_K); break;
         case OPT_LABELS: {
             softlabel_kind kind;
             if (softlabel_kind_parse(optarg, &kind, &o->k) < 0)
@@ -155,15 +147,9 @@ static void parse(int argc, char **argv, parsed *p)
                 o->k = DISTILL_DEFAULT_K;
             break;
         }
-        case OPT_SEED: {
-            long long v;
-            if (cli_parse_int("--seed", optarg, 0, INT64_MAX, &v) < 0)
-                cli_die(prog, EXIT_USAGE, err_message());
-            o->seed = (uint64_t)v;
-            break;
-        }
-        case OPT_BATCH: o->batch = parse_int_arg("--batch", optarg, 1, 4096); break;
-        case OPT_THREADS: o->threads = parse_int_arg("--threads", optarg, 1, 1024); break;
+        case OPT_SEED: o->seed = (uint64_t)cli_int_arg(prog, "--seed", optarg, 0, INT64_MAX); break;
+        case OPT_BATCH: o->batch = (int)cli_int_arg(prog, "--batch", optarg, 1, 4096); break;
+        case OPT_THREADS: o->threads = (int)cli_int_arg(prog, "--threads", optarg, 1, 1024); break;
         case OPT_SHARD:
             if (cli_parse_shard("--shard", optarg, &o->shard_index, &o->shard_count) < 0)
                 cli_die(prog, EXIT_USAGE, err_message());

@@ -7,18 +7,16 @@
  * best of three times.
  * Every result is verified (exact round trip) before it is timed. Appends JSON
  * lines to $BUILD/bench.jsonl. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
-#include "fileio.h"
 #include "progress.h"
 #include "rng.h"
 #include "tokenizer.h"
+#include "support_fixtures.h"
 
-#define FORTUNE_DIR "/usr/share/games/fortunes"
 #define TRAIN_BYTES (5u << 20)
 #define MB (1u << 20)
 
@@ -28,46 +26,6 @@ static void report(const char *bench, double value, const char *unit)
 {
     if (jsonl)
         fprintf(jsonl, "{\"bench\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"}\n", bench, value, unit);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The plain fortune files in sorted order, concatenated; NULL if none. */
-static unsigned char *load_fortunes(size_t *len)
-{
-    unsigned char *text = NULL;
-    *len = 0;
-    DIR *d = opendir(FORTUNE_DIR);
-    if (!d)
-        return NULL;
-    char *names[512];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 512)
-        if (e->d_name[0] != '.' && !strchr(e->d_name, '.'))
-            names[n++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", FORTUNE_DIR, names[i]);
-        unsigned char *data;
-        size_t dlen;
-        if (names[i] && file_read_all(path, &data, &dlen) == 0) {
-            unsigned char *grown = realloc(text, *len + dlen);
-            if (grown) {
-                text = grown;
-                memcpy(text + *len, data, dlen);
-                *len += dlen;
-            }
-            free(data);
-        }
-        free(names[i]);
-    }
-    return text;
 }
 
 /* English-like filler from a small word list (when no fortune files exist). */
@@ -136,7 +94,7 @@ int main(void)
         fprintf(stderr, "bench_tokenizer: cannot append to %s (printing only)\n", path);
 
     size_t src_len;
-    unsigned char *src = load_fortunes(&src_len);
+    unsigned char *src = sfix_load_fortunes(&src_len);
     const char *source = "fortune files";
     if (!src || src_len < MB) {
         free(src);

@@ -23,6 +23,7 @@
 #include "softlabel.h"
 #include "tokenizer.h"
 #include "window.h"
+#include "support_fixtures.h"
 
 enum { K = 32 };
 
@@ -123,7 +124,7 @@ static void write_labels(const char *teacher_name, const char *text_name, const 
     int32_t *seq = malloc(sizeof *seq * 8192), *pos = malloc(sizeof *pos * (size_t)T);
     int32_t *ids = malloc(sizeof *ids * (size_t)T * K);
     float *lp = malloc(sizeof *lp * (size_t)T * K);
-    char *used = malloc((size_t)(unsigned)V);
+    unsigned char *used = malloc((size_t)(unsigned)V);
     unsigned char *blob = NULL;
     size_t blob_cap = 0, blob_len;
     char line[8192];
@@ -139,24 +140,8 @@ static void write_labels(const char *teacher_name, const char *text_name, const 
             for (size_t i = 0; i < wl; i++)
                 pos[i] = (int32_t)i;
             float *logits = model_forward(m, seq + start, pos, 1, (int)wl);
-            for (size_t i = 0; i + 1 < wl; i++) {
-                const float *z = logits + i * (size_t)V;
-                double mx = z[0], sum = 0.0;
-                for (int j = 1; j < V; j++)
-                    mx = fmax(mx, z[j]);
-                for (int j = 0; j < V; j++)
-                    sum += exp(z[j] - mx);
-                memset(used, 0, (size_t)(unsigned)V);
-                for (int q = 0; q < K && q < V; q++) {
-                    int best = -1;
-                    for (int j = 0; j < V; j++)
-                        if (!used[j] && (best < 0 || z[j] > z[best]))
-                            best = j;
-                    used[best] = 1;
-                    ids[i * K + (size_t)q] = best;
-                    lp[i * K + (size_t)q] = (float)(z[best] - mx - log(sum));
-                }
-            }
+            for (size_t i = 0; i + 1 < wl; i++)
+                sfix_topk_row(logits + i * (size_t)V, V, K, used, ids + i * K, lp + i * K, NULL);
             if (softlabel_encode(codec, ids, lp, (int)wl - 1, K, V, &blob, &blob_cap, &blob_len) < 0)
                 die("encode");
             labels_row row = {.source = text_name, .member = "", .record_index = r, .window = (int)wi,

@@ -41,6 +41,7 @@
 #include "fileio.h"
 #include "rng.h"
 #include "support_cli.h"
+#include "support_fixtures.h"
 
 /* Kills per seed; a run that finished before its kill is redone with a
  * shorter delay, at most MAX_TRIES runs per seed. */
@@ -132,20 +133,6 @@ static uint64_t hash_of(const char *d, const char *name)
 }
 
 /* ---- labels.db checks ---- */
-
-static void check_integrity(const char *path)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    const char *res = (const char *)sqlite3_column_text(st, 0);
-    if (strcmp(res, "ok") != 0)
-        fail_msg("%s: integrity_check: %s", path, res);
-    sqlite3_finalize(st);
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
-}
 
 /* XXH3 of every row (all columns but seq_id, by identity order) whose source
  * is `source` (NULL = all), plus the meta rows but created_at; *rows = count. */
@@ -288,6 +275,30 @@ static int kill_at_random(const char *cwd, const char *const *argv, rng_state *r
     return 0;
 }
 
+/* Kills the program of argv in d at random moments (up to max_seconds in,
+ * rng seeded with seed) KILLS_PER_SEED times; when it finishes first, d is
+ * emptied and the next kill aims earlier. With db, the database must pass
+ * the integrity check after every kill that left one. @return the kills. */
+static int kill_repeatedly(const char *d, const char *const *argv, uint64_t seed, double max_seconds,
+                           const char *db)
+{
+    rng_state rng;
+    rng_seed(&rng, seed);
+    int k = 0;
+    for (int tries = 0; k < KILLS_PER_SEED && tries < MAX_TRIES; tries++) {
+        if (!kill_at_random(d, argv, &rng, max_seconds)) {
+            max_seconds *= 0.5;
+            scli_rmtree(d);
+            assert_int_equal(mkdir(d, 0755), 0);
+            continue;
+        }
+        k++;
+        if (db && access(db, F_OK) == 0)
+            assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READWRITE), 0);
+    }
+    return k;
+}
+
 static void test_distill_killed_and_rerun(void **state)
 {
     (void)state;
@@ -298,24 +309,9 @@ static void test_distill_killed_and_rerun(void **state)
         char name[32];
         snprintf(name, sizeof name, "distill-kill-%d", seed);
         char *d = subdir(name), *db = scli_path(d, "labels.db");
-        rng_state rng;
-        rng_seed(&rng, (uint64_t)seed);
-        double max = distill_seconds;
-        for (int k = 0, tries = 0; k < KILLS_PER_SEED && tries < MAX_TRIES; tries++) {
-            if (!kill_at_random(d, argv, &rng, max)) {
-                /* Finished first: start over, aiming earlier. */
-                max *= 0.5;
-                scli_rmtree(d);
-                assert_int_equal(mkdir(d, 0755), 0);
-                continue;
-            }
-            k++;
-            kills++;
-            if (access(db, F_OK) == 0)
-                check_integrity(db);
-        }
+        kills += kill_repeatedly(d, argv, (uint64_t)seed, distill_seconds, db);
         assert_int_equal(run_in(d, argv, NULL), 0);
-        check_integrity(db);
+        assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READWRITE), 0);
         long rows;
         uint64_t h = dump_hash(db, NULL, &rows);
         if (rows != ref_db_rows || h != ref_db_hash)
@@ -337,19 +333,7 @@ static void test_train_killed_and_resumed(void **state)
         char name[32];
         snprintf(name, sizeof name, "train-kill-%d", seed);
         char *d = subdir(name);
-        rng_state rng;
-        rng_seed(&rng, 100 + (uint64_t)seed);
-        double max = train_seconds;
-        for (int k = 0, tries = 0; k < KILLS_PER_SEED && tries < MAX_TRIES; tries++) {
-            if (!kill_at_random(d, argv, &rng, max)) {
-                max *= 0.5;
-                scli_rmtree(d);
-                assert_int_equal(mkdir(d, 0755), 0);
-                continue;
-            }
-            k++;
-            kills++;
-        }
+        kills += kill_repeatedly(d, argv, 100 + (uint64_t)seed, train_seconds, NULL);
         assert_int_equal(run_in(d, argv, NULL), 0);
         if (hash_of(d, "m.ckpt") != ref_ckpt_hash || hash_of(d, "m.ckpt.resume") != ref_resume_hash)
             fail_msg("seed %d: the final checkpoint differs from the uninterrupted run's", seed);
@@ -412,7 +396,7 @@ static void distill_until_full(const char *d, long long fsize_limit)
     assert_true(status >= 1 && status < 128);
     check_one_line_naming(err, "labels.db");
 
-    check_integrity(db);
+    assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READWRITE), 0);
     long rows;
     assert_int_equal(dump_hash(db, corpus_small, &rows), small);
     assert_int_equal(rows, rows_small);

@@ -39,6 +39,7 @@
 #include "tokenizer.h"
 #include "topk.h"
 #include "window.h"
+#include "support_fixtures.h"
 
 enum { VOCAB = 300, K = 8 };
 
@@ -255,17 +256,6 @@ static long long query_int(const char *path, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
-}
-
-static void assert_integrity_ok(const char *path)
-{
-    sqlite3 *db = open_ro(path);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
 }
 
 static void assert_same_rows(const char *path)
@@ -512,11 +502,11 @@ static void test_kill_and_resume(void **state)
         if (getenv("TEST_VERBOSE"))
             print_message("kill %d: status %d, %lld rows\n", i, status, file_exists(db) ? rows_now(db) : -1);
         if (file_exists(db))
-            assert_integrity_ok(db);
+            assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READONLY), 0);
     }
     assert_true(kills >= 3);
     assert_int_equal(run_labels(db, teacher, "--quiet"), 0);
-    assert_integrity_ok(db);
+    assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READONLY), 0);
     assert_same_rows(db);
 }
 
@@ -536,7 +526,7 @@ static void test_shards_merge(void **state)
     snprintf(merged, sizeof merged, "%s/merged.db", dir);
     const char *args[] = {"merge", "--db", merged, shard[0], shard[1], shard[2], "--quiet", NULL};
     assert_int_equal(run(args), 0);
-    assert_integrity_ok(merged);
+    assert_int_equal(sfix_db_integrity(merged, SQLITE_OPEN_READONLY), 0);
     assert_same_labels(merged);
     /* A shard of another teacher is refused and changes nothing. */
     char other[160];

@@ -16,6 +16,7 @@
 
 #include "err.h"
 #include "labels_db.h"
+#include "support_fixtures.h"
 
 static char dir[256];
 
@@ -75,18 +76,6 @@ static void insert_row(labels_db *db, const char *source, uint64_t index, int wi
         fail_msg("%s", err_message());
 }
 
-static void check_integrity(const char *path)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
-
 static void exec_raw(const char *path, const char *sql)
 {
     sqlite3 *db;
@@ -130,7 +119,7 @@ static void test_create_reopen_meta(void **state)
     assert_true(seqs == 0 && toks == 0);
     assert_int_equal(labels_db_insert(db, &(labels_row){0}), -1);   /* read-only handle */
     assert_int_equal(labels_db_close(db), 0);
-    check_integrity(p);
+    assert_int_equal(sfix_db_integrity(p, SQLITE_OPEN_READONLY), 0);
 }
 
 static void expect_open_write_fails(const char *p, const labels_meta *m, const char *what)
@@ -243,7 +232,7 @@ static void test_insert_has_record(void **state)
     assert_non_null(strstr(err_message(), "seq_id 99"));
     free(blob);
     labels_db_close(db);
-    check_integrity(p);
+    assert_int_equal(sfix_db_integrity(p, SQLITE_OPEN_READONLY), 0);
 }
 
 static void test_select_conditions(void **state)
@@ -310,7 +299,7 @@ static void test_select_conditions(void **state)
     assert_int_equal(labels_db_count(w, &seqs, &toks), 0);
     assert_int_equal(seqs, 10);
     labels_db_close(w);
-    check_integrity(p);
+    assert_int_equal(sfix_db_integrity(p, SQLITE_OPEN_READONLY), 0);
 }
 
 static void test_corrupt_rows(void **state)
@@ -397,8 +386,8 @@ static void test_merge(void **state)
     assert_int_equal(labels_db_count(db, &seqs, &toks), 0);
     assert_int_equal(seqs, 10);                /* nothing of the refused shards */
     assert_int_equal(labels_db_close(db), 0);
-    check_integrity(out);
-    check_integrity(s1);
+    assert_int_equal(sfix_db_integrity(out, SQLITE_OPEN_READONLY), 0);
+    assert_int_equal(sfix_db_integrity(s1, SQLITE_OPEN_READONLY), 0);
 }
 
 int main(void)

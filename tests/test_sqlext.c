@@ -60,24 +60,35 @@ typedef struct fixture {
 
 static fixture fx;
 
+/* A labels.db at path for fx.tok with a tiny teacher config and the given
+ * identity. @return the open writer, or NULL. */
+static labels_db *open_fixture_db(const char *path, uint64_t teacher_hash, int k, int codec_version,
+                                  const char *label_kind)
+{
+    labels_meta m;
+    memset(&m, 0, sizeof m);
+    m.teacher_hash = teacher_hash;
+    m.teacher_config = (model_config){tok_vocab_size(fx.tok), 1, 1, 8, 128};
+    if (tok_serialize(fx.tok, &m.tokenizer, &m.tokenizer_len) < 0)
+        return NULL;
+    m.tokenizer_hash = tok_hash(fx.tok);
+    m.k = k;
+    m.codec_version = codec_version;
+    strcpy(m.tool_version, "test");
+    snprintf(m.label_kind, sizeof m.label_kind, "%s", label_kind);
+    labels_db *db = labels_db_open_write(path, &m);
+    free(m.tokenizer);
+    return db;
+}
+
 /* The sampled database: the same tokens, N_SAMPLES draws per position from
  * a fixed skewed distribution over a few ids. */
 static int make_sampled_db(void)
 {
     int vocab = tok_vocab_size(fx.tok);
-    labels_meta m;
-    memset(&m, 0, sizeof m);
-    m.teacher_hash = 43;
-    m.teacher_config = (model_config){vocab, 1, 1, 8, 128};
-    if (tok_serialize(fx.tok, &m.tokenizer, &m.tokenizer_len) < 0)
-        return -1;
-    m.tokenizer_hash = tok_hash(fx.tok);
-    m.k = N_SAMPLES;
-    m.codec_version = SOFTLABEL_SAMPLED_VERSION;
-    strcpy(m.tool_version, "test");
-    snprintf(m.label_kind, sizeof m.label_kind, "sample:%d", N_SAMPLES);
-    labels_db *db = labels_db_open_write(fx.sampled_db, &m);
-    free(m.tokenizer);
+    char kind[32];
+    snprintf(kind, sizeof kind, "sample:%d", N_SAMPLES);
+    labels_db *db = open_fixture_db(fx.sampled_db, 43, N_SAMPLES, SOFTLABEL_SAMPLED_VERSION, kind);
     softlabel_codec *c = softlabel_codec_create();
     if (!db || !c || labels_db_begin(db) < 0)
         return -1;
@@ -115,19 +126,7 @@ static int make_db(void)
     if (!fx.tok)
         return -1;
     int vocab = tok_vocab_size(fx.tok);
-    labels_meta m;
-    memset(&m, 0, sizeof m);
-    m.teacher_hash = 42;
-    m.teacher_config = (model_config){vocab, 1, 1, 8, 128};
-    if (tok_serialize(fx.tok, &m.tokenizer, &m.tokenizer_len) < 0)
-        return -1;
-    m.tokenizer_hash = tok_hash(fx.tok);
-    m.k = K;
-    m.codec_version = SOFTLABEL_CODEC_VERSION;
-    strcpy(m.tool_version, "test");
-    strcpy(m.label_kind, "topk");
-    labels_db *db = labels_db_open_write(fx.db, &m);
-    free(m.tokenizer);
+    labels_db *db = open_fixture_db(fx.db, 42, K, SOFTLABEL_CODEC_VERSION, "topk");
     softlabel_codec *c = softlabel_codec_create();
     if (!db || !c || labels_db_begin(db) < 0)
         return -1;

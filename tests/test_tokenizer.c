@@ -11,60 +11,20 @@
 #include <cmocka.h>
 
 #include "err.h"
-#include "fileio.h"
 #include "rng.h"
 #include "tokenizer.h"
+#include "support_fixtures.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
-
-#define FORTUNE_DIR "/usr/share/games/fortunes"
 
 static unsigned char *corpus;      /* training text */
 static size_t corpus_len;
 static unsigned char *held_out;    /* English text not trained on */
 static size_t held_out_len;
 static tokenizer *shared;          /* vocab 4096 trained on corpus */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Appends the plain fortune files (no .dat/.u8 suffix) in sorted order. */
-static void load_fortunes(unsigned char **text, size_t *len)
-{
-    *text = NULL;
-    *len = 0;
-    DIR *d = opendir(FORTUNE_DIR);
-    if (!d)
-        return;
-    char *names[512];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 512)
-        if (e->d_name[0] != '.' && !strchr(e->d_name, '.'))
-            names[n++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", FORTUNE_DIR, names[i]);
-        unsigned char *data;
-        size_t dlen;
-        if (file_read_all(path, &data, &dlen) == 0) {
-            *text = realloc(*text, *len + dlen);
-            assert_non_null(*text);
-            memcpy(*text + *len, data, dlen);
-            *len += dlen;
-            free(data);
-        }
-        free(names[i]);
-    }
-}
 
 /* English-like text from a fixed word list, when no fortune files exist. */
 static void generate_english(unsigned char **text, size_t *len, size_t want, uint64_t seed)
@@ -104,9 +64,8 @@ static void generate_english(unsigned char **text, size_t *len, size_t want, uin
 static int setup(void **state)
 {
     (void)state;
-    unsigned char *all;
     size_t all_len;
-    load_fortunes(&all, &all_len);
+    unsigned char *all = sfix_load_fortunes(&all_len);
     if (all_len < 200000) {
         free(all);
         generate_english(&all, &all_len, 1200000, 5);

@@ -33,6 +33,7 @@
 #include "softlabel.h"
 #include "tokenizer.h"
 #include "window.h"
+#include "support_fixtures.h"
 
 enum { TEACHER_K = 8 };
 
@@ -181,6 +182,8 @@ static void write_labels(const char *db_name, const char *teacher_name, const ch
     size_t blob_cap = 0, blob_len;
     int32_t *seq = malloc(sizeof *seq * 4096), pos[64], ids[64 * TEACHER_K];
     float logprobs[64 * TEACHER_K];
+    unsigned char used[1024];
+    assert_true(V <= (int)sizeof used);
     assert_int_equal(labels_db_begin(db), 0);
     for (int r = 0; r < ls.n; r++) {
         size_t len = strlen(ls.text[r]);
@@ -195,22 +198,9 @@ static void write_labels(const char *db_name, const char *teacher_name, const ch
             double nll = 0.0;
             for (size_t i = 0; i + 1 < wl; i++) {
                 const float *z = logits + i * (size_t)V;
-                double mx = z[0], sum = 0.0;
-                for (int j = 1; j < V; j++)
-                    mx = fmax(mx, z[j]);
-                for (int j = 0; j < V; j++)
-                    sum += exp(z[j] - mx);
-                int used[1024] = {0};
-                for (int q = 0; q < TEACHER_K; q++) {
-                    int best = -1;
-                    for (int j = 0; j < V; j++)
-                        if (!used[j] && (best < 0 || z[j] > z[best]))
-                            best = j;
-                    used[best] = 1;
-                    ids[i * TEACHER_K + q] = best;
-                    logprobs[i * TEACHER_K + q] = (float)(z[best] - mx - log(sum));
-                }
-                nll += -(z[seq[start + i + 1]] - mx - log(sum));
+                double mx, log_sum = sfix_topk_row(z, V, TEACHER_K, used, ids + i * TEACHER_K,
+                                                   logprobs + i * TEACHER_K, &mx);
+                nll += -(z[seq[start + i + 1]] - mx - log_sum);
                 if (onehot) {
                     ids[i] = seq[start + i + 1];
                     logprobs[i] = 0.0f;

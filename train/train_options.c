@@ -157,9 +157,11 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+static const char *const prog = "train";
+
 _Noreturn static void usage_die(const char *message)
 {
-    cli_die("train", EXIT_USAGE, message);
+    cli_die(prog, EXIT_USAGE, message);
 }
 
 static void add_path(const char ***list, int *n, const char *path)
@@ -169,22 +171,6 @@ static void add_path(const char ***list, int *n, const char *path)
         usage_die(err_message());
     grown[(*n)++] = path;
     *list = grown;
-}
-
-static long long parse_int(const char *opt, const char *text, long long min, long long max)
-{
-    long long v;
-    if (cli_parse_int(opt, text, min, max, &v) < 0)
-        usage_die(err_message());
-    return v;
-}
-
-static double parse_double(const char *opt, const char *text, double min, double max)
-{
-    double v;
-    if (cli_parse_double(opt, text, min, max, &v) < 0)
-        usage_die(err_message());
-    return v;
 }
 
 static void check_eval_mode(const train_options *o, int trained_only)
@@ -280,38 +266,38 @@ void train_options_parse(train_options *o, int argc, char **argv)
         case OPT_LABELS: o->labels = optarg; break;
         case OPT_LABELS_WHERE: o->labels_where = optarg; break;
         case OPT_LABELS_HARD: o->labels_hard = 1; break;
-        case OPT_ALPHA: o->alpha = parse_double("--alpha", optarg, 0.0, 1.0); alpha_given = 1; break;
-        case OPT_TAU: o->tau = parse_double("--tau", optarg, 0.01, 100.0); break;
+        case OPT_ALPHA: o->alpha = cli_double_arg(prog, "--alpha", optarg, 0.0, 1.0); alpha_given = 1; break;
+        case OPT_TAU: o->tau = cli_double_arg(prog, "--tau", optarg, 0.01, 100.0); break;
         case OPT_KD_TAIL:
             if (kd_tail_parse(optarg, &o->kd_tail) < 0)
                 usage_die(err_message());
             break;
-        case OPT_AUX_CONF: o->aux_conf = parse_double("--aux-conf", optarg, 0.0, 1.0); break;
-        case OPT_AUX_WARMUP: o->aux_warmup = (long)parse_int("--aux-warmup", optarg, 0, 1000000000); break;
+        case OPT_AUX_CONF: o->aux_conf = cli_double_arg(prog, "--aux-conf", optarg, 0.0, 1.0); break;
+        case OPT_AUX_WARMUP: o->aux_warmup = (long)cli_int_arg(prog, "--aux-warmup", optarg, 0, 1000000000); break;
         case OPT_PRESET: o->preset = optarg; break;
-        case OPT_LAYERS: o->layers = (int)parse_int("--layers", optarg, 1, 256); break;
-        case OPT_HEADS: o->heads = (int)parse_int("--heads", optarg, 1, 256); break;
-        case OPT_CHANNELS: o->channels = (int)parse_int("--channels", optarg, 1, 16384); break;
-        case OPT_SEQ: o->seq = (int)parse_int("--seq", optarg, 2, 65536); break;
+        case OPT_LAYERS: o->layers = (int)cli_int_arg(prog, "--layers", optarg, 1, 256); break;
+        case OPT_HEADS: o->heads = (int)cli_int_arg(prog, "--heads", optarg, 1, 256); break;
+        case OPT_CHANNELS: o->channels = (int)cli_int_arg(prog, "--channels", optarg, 1, 16384); break;
+        case OPT_SEQ: o->seq = (int)cli_int_arg(prog, "--seq", optarg, 2, 65536); break;
         case OPT_INIT: o->init = optarg; break;
         case OPT_TOKENIZER: o->tokenizer = optarg; break;
-        case OPT_VOCAB: o->vocab = (int)parse_int("--vocab", optarg, 258, 65536); break;
-        case OPT_STEPS: o->steps = (long)parse_int("--steps", optarg, 1, 1000000000); break;
-        case OPT_EPOCHS: o->epochs = parse_double("--epochs", optarg, 1e-6, 1e6); break;
-        case OPT_BATCH: o->batch = (int)parse_int("--batch", optarg, 1, 4096); break;
-        case OPT_KD_BATCH: o->kd_batch = (int)parse_int("--kd-batch", optarg, 1, 4096); break;
-        case OPT_LR: o->lr = parse_double("--lr", optarg, 0.0, 10.0); break;
-        case OPT_WARMUP: o->warmup = (long)parse_int("--warmup", optarg, 0, 1000000000); break;
-        case OPT_WEIGHT_DECAY: o->weight_decay = parse_double("--weight-decay", optarg, 0.0, 10.0); break;
-        case OPT_CLIP: o->clip = parse_double("--clip", optarg, 0.0, 1e9); break;
-        case OPT_SEED: o->seed = (uint64_t)parse_int("--seed", optarg, 0, INT64_MAX); break;
-        case OPT_THREADS: o->threads = (int)parse_int("--threads", optarg, 1, 1024); break;
-        case OPT_EVAL_EVERY: o->eval_every = (long)parse_int("--eval-every", optarg, 1, 1000000000); break;
+        case OPT_VOCAB: o->vocab = (int)cli_int_arg(prog, "--vocab", optarg, 258, 65536); break;
+        case OPT_STEPS: o->steps = (long)cli_int_arg(prog, "--steps", optarg, 1, 1000000000); break;
+        case OPT_EPOCHS: o->epochs = cli_double_arg(prog, "--epochs", optarg, 1e-6, 1e6); break;
+        case OPT_BATCH: o->batch = (int)cli_int_arg(prog, "--batch", optarg, 1, 4096); break;
+        case OPT_KD_BATCH: o->kd_batch = (int)cli_int_arg(prog, "--kd-batch", optarg, 1, 4096); break;
+        case OPT_LR: o->lr = cli_double_arg(prog, "--lr", optarg, 0.0, 10.0); break;
+        case OPT_WARMUP: o->warmup = (long)cli_int_arg(prog, "--warmup", optarg, 0, 1000000000); break;
+        case OPT_WEIGHT_DECAY: o->weight_decay = cli_double_arg(prog, "--weight-decay", optarg, 0.0, 10.0); break;
+        case OPT_CLIP: o->clip = cli_double_arg(prog, "--clip", optarg, 0.0, 1e9); break;
+        case OPT_SEED: o->seed = (uint64_t)cli_int_arg(prog, "--seed", optarg, 0, INT64_MAX); break;
+        case OPT_THREADS: o->threads = (int)cli_int_arg(prog, "--threads", optarg, 1, 1024); break;
+        case OPT_EVAL_EVERY: o->eval_every = (long)cli_int_arg(prog, "--eval-every", optarg, 1, 1000000000); break;
         case OPT_CHECKPOINT_EVERY:
-            o->checkpoint_every = (long)parse_int("--checkpoint-every", optarg, 0, 1000000000);
+            o->checkpoint_every = (long)cli_int_arg(prog, "--checkpoint-every", optarg, 0, 1000000000);
             break;
         case OPT_RESUME: o->resume = 1; break;
-        case OPT_STOP_AT: o->stop_at = (long)parse_int("--stop-at", optarg, 1, 1000000000); break;
+        case OPT_STOP_AT: o->stop_at = (long)cli_int_arg(prog, "--stop-at", optarg, 1, 1000000000); break;
         case OPT_METRICS: o->metrics = optarg; break;
         case OPT_LABELS_ONLY: o->labels_only = 1; break;
         case OPT_QUIET: o->quiet = 1; break;

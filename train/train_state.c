@@ -2,26 +2,13 @@
  * deterministic data-order generators; see train_state.h. */
 #include "train_state.h"
 
+#include "bytes.h"
 #include "err.h"
 
 #include <string.h>
 
 static const char state_magic[8] = {'W', '2', 'S', 'T', 'R', 'A', 'I', 'N'};
 enum { STATE_VERSION = 1 };
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 static uint64_t double_bits(double d)
 {
@@ -40,26 +27,24 @@ static double bits_double(uint64_t v)
 void train_state_encode(const train_state *s, unsigned char out[TRAIN_STATE_BYTES])
 {
     memcpy(out, state_magic, 8);
-    out[8] = STATE_VERSION;
-    out[9] = out[10] = out[11] = 0;
+    bytes_put_u32(out + 8, STATE_VERSION);
     const uint64_t fields[8] = {s->settings_hash, s->gt.epoch, s->gt.index, s->kd.epoch,
                                 s->kd.index, double_bits(s->best_eval), (uint64_t)s->best_step,
                                 s->tokens_seen};
     for (int i = 0; i < 8; i++)
-        put_u64(out + 12 + 8 * i, fields[i]);
+        bytes_put_u64(out + 12 + 8 * i, fields[i]);
 }
 
 int train_state_decode(const unsigned char *data, size_t len, const char *path, train_state *s)
 {
     if (!data || len != TRAIN_STATE_BYTES || memcmp(data, state_magic, 8))
         return err_set("%s: no train state (not a resumable checkpoint written by train)", path);
-    uint32_t version = (uint32_t)data[8] | (uint32_t)data[9] << 8 | (uint32_t)data[10] << 16 |
-                       (uint32_t)data[11] << 24;
+    uint32_t version = bytes_get_u32(data + 8);
     if (version != STATE_VERSION)
         return err_set("%s: train state version %u not supported", path, version);
     uint64_t f[8];
     for (int i = 0; i < 8; i++)
-        f[i] = get_u64(data + 12 + 8 * i);
+        f[i] = bytes_get_u64(data + 12 + 8 * i);
     s->settings_hash = f[0];
     s->gt.epoch = f[1];
     s->gt.index = f[2];

@@ -26,6 +26,7 @@ SQLITE_EXTENSION_INIT1
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "err.h"
 #include "mem.h"
 #include "softlabel.h"
@@ -136,18 +137,44 @@ static int conn_decode(ext_conn *c, decoded *d, const unsigned char *blob, size_
     return 0;
 }
 
-static int arg_decode(sqlite3_context *ctx, sqlite3_value *arg, int *n_pos, int *k)
+/* Raises msg (an sqlite3_mprintf'ed message, NULL when that ran out of
+ * memory) as the SQL error of ctx and frees it. */
+static void result_error_msg(sqlite3_context *ctx, char *msg)
 {
+    sqlite3_result_error(ctx, msg ? msg : "softlabel: out of memory", -1);
+    sqlite3_free(msg);
+}
+
+/* Makes the text built in s the result of ctx (s is consumed). @return 0, or
+ * -1 after raising out-of-memory. */
+static int result_str(sqlite3_context *ctx, sqlite3_str *s)
+{
+    int len = sqlite3_str_length(s);
+    char *text = sqlite3_str_finish(s);
+    if (!text && len > 0) {
+        sqlite3_result_error_nomem(ctx);
+        return -1;
+    }
+    sqlite3_result_text(ctx, text ? text : "", len, text ? sqlite3_free : SQLITE_TRANSIENT);
+    return 0;
+}
+
+/* Decodes the blob argument of a scalar function into the connection's
+ * buffers. @return the connection, or NULL when there is nothing to show:
+ * the argument is NULL (so is the result) or bad (the SQL error is raised). */
+static ext_conn *arg_decode(sqlite3_context *ctx, sqlite3_value *arg, int *n_pos, int *k)
+{
+    if (sqlite3_value_type(arg) == SQLITE_NULL)
+        return NULL;
     ext_conn *c = sqlite3_user_data(ctx);
     const unsigned char *blob = sqlite3_value_blob(arg);
     int len = sqlite3_value_bytes(arg);
     char *msg = NULL;
     if (conn_decode(c, &c->fn, blob ? blob : (const unsigned char *)"", (size_t)len, n_pos, k, &msg) < 0) {
-        sqlite3_result_error(ctx, msg ? msg : "softlabel: out of memory", -1);
-        sqlite3_free(msg);
-        return -1;
+        result_error_msg(ctx, msg);
+        return NULL;
     }
-    return 0;
+    return c;
 }
 
 /* topk_json(blob): [[[id, logprob], ...k], ...n_pos]; sampled blobs:
@@ -155,12 +182,10 @@ static int arg_decode(sqlite3_context *ctx, sqlite3_value *arg, int *n_pos, int 
 static void fn_topk_json(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
-    if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
-        return;
     int n_pos, k;
-    if (arg_decode(ctx, argv[0], &n_pos, &k) < 0)
+    ext_conn *c = arg_decode(ctx, argv[0], &n_pos, &k);
+    if (!c)
         return;
-    ext_conn *c = sqlite3_user_data(ctx);
     sqlite3_str *s = sqlite3_str_new(sqlite3_context_db_handle(ctx));
     sqlite3_str_appendchar(s, 1, '[');
     for (int i = 0; i < n_pos; i++) {
@@ -176,14 +201,8 @@ static void fn_topk_json(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_str_appendchar(s, 1, ']');
     }
     sqlite3_str_appendchar(s, 1, ']');
-    int len = sqlite3_str_length(s);
-    char *text = sqlite3_str_finish(s);
-    if (!text) {
-        sqlite3_result_error_nomem(ctx);
-        return;
-    }
-    sqlite3_result_text(ctx, text, len, sqlite3_free);
-    sqlite3_result_subtype(ctx, 'J');
+    if (result_str(ctx, s) == 0)
+        sqlite3_result_subtype(ctx, 'J');
 }
 
 /* Entropy (nats) of one position's top-k plus the tail as one bucket (of a
@@ -204,12 +223,10 @@ static double position_entropy(const float *lp, int k, float tail)
 static void fn_topk_entropy(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
-    if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
-        return;
     int n_pos, k;
-    if (arg_decode(ctx, argv[0], &n_pos, &k) < 0)
+    ext_conn *c = arg_decode(ctx, argv[0], &n_pos, &k);
+    if (!c)
         return;
-    ext_conn *c = sqlite3_user_data(ctx);
     double sum = 0.0;
     for (int i = 0; i < n_pos; i++)
         sum += position_entropy(c->fn.lp + (size_t)i * k, k, c->fn.tail[i]);
@@ -243,8 +260,7 @@ static void fn_detokenize(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     ext_conn *c = sqlite3_user_data(ctx);
     char *msg = NULL;
     if (conn_tokenizer(c, sqlite3_context_db_handle(ctx), &msg) < 0) {
-        sqlite3_result_error(ctx, msg ? msg : "softlabel: out of memory", -1);
-        sqlite3_free(msg);
+        result_error_msg(ctx, msg);
         return;
     }
     const unsigned char *t = sqlite3_value_blob(argv[0]);
@@ -256,26 +272,18 @@ static void fn_detokenize(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     int vocab = tok_vocab_size(c->tok);
     sqlite3_str *s = sqlite3_str_new(sqlite3_context_db_handle(ctx));
     for (int i = 0; i + 1 < len; i += 2) {
-        int32_t id = t[i] | (int32_t)t[i + 1] << 8;
+        int32_t id = (int32_t)bytes_get_u16(t + i);
         if (id >= vocab) {
             sqlite3_free(sqlite3_str_finish(s));
-            char *m = sqlite3_mprintf("detokenize: token %d at %d outside the vocabulary of %d", (int)id,
-                                      i / 2, vocab);
-            sqlite3_result_error(ctx, m ? m : "detokenize: bad token", -1);
-            sqlite3_free(m);
+            result_error_msg(ctx, sqlite3_mprintf("detokenize: token %d at %d outside the vocabulary of %d",
+                                                  (int)id, i / 2, vocab));
             return;
         }
         size_t n;
         const unsigned char *bytes = tok_token_bytes(c->tok, id, &n);
         sqlite3_str_append(s, (const char *)bytes, (int)n);
     }
-    int out_len = sqlite3_str_length(s);
-    char *text = sqlite3_str_finish(s);
-    if (!text && out_len > 0) {
-        sqlite3_result_error_nomem(ctx);
-        return;
-    }
-    sqlite3_result_text(ctx, text ? text : "", out_len, text ? sqlite3_free : SQLITE_TRANSIENT);
+    result_str(ctx, s);
 }
 
 /* ---- the topk virtual table ---- */
@@ -491,8 +499,7 @@ static int topk_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
     case COL_TEXT: {
         char *msg = NULL;
         if (conn_tokenizer(c, v->db, &msg) < 0) {
-            sqlite3_result_error(ctx, msg ? msg : "softlabel: out of memory", -1);
-            sqlite3_free(msg);
+            result_error_msg(ctx, msg);
             break;
         }
         int32_t id = cur->cur.ids[at];

@@ -3,11 +3,9 @@
  * allocating more than the file holds. */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include "checkpoint.h"
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -15,12 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static char path[64];
     if (!path[0])
-        snprintf(path, sizeof path, "/tmp/w2s_fuzz_checkpoint_%d.ckpt", (int)getpid());
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return 0;
-    size_t wrote = fwrite(data, 1, size, fp);
-    if (fclose(fp) != 0 || wrote != size)
+        fuzz_input_path(path, sizeof path, "checkpoint", ".ckpt");
+    if (fuzz_write_input(path, data, size) < 0)
         return 0;
     checkpoint ck;
     if (checkpoint_read(path, &ck) == 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
 #include "labels_db.h"
 #include "softlabel.h"
 
@@ -49,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char path[64], wal[80], shm[80];
     static softlabel_codec *c;
     if (!path[0]) {
-        snprintf(path, sizeof path, "/tmp/w2s_fuzz_labels_%d.db", (int)getpid());
+        fuzz_input_path(path, sizeof path, "labels", ".db");
         snprintf(wal, sizeof wal, "%s-wal", path);
         snprintf(shm, sizeof shm, "%s-shm", path);
     }
@@ -57,11 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     unlink(wal);
     unlink(shm);
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return 0;
-    size_t wrote = fwrite(data, 1, size, fp);
-    if (fclose(fp) != 0 || wrote != size)
+    if (fuzz_write_input(path, data, size) < 0)
         return 0;
     labels_db *db = labels_db_open_read(path);
     if (db) {

@@ -1,0 +1,111 @@
+/* support_fixtures: shared in-process fixtures for tests and benches (see
+ * support_fixtures.h). */
+#include "support_fixtures.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+
+#define FORTUNE_DIR "/usr/share/games/fortunes"
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+unsigned char *sfix_load_fortunes(size_t *len)
+{
+    unsigned char *text = NULL;
+    *len = 0;
+    DIR *d = opendir(FORTUNE_DIR);
+    if (!d)
+        return NULL;
+    char *names[512];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 512)
+        if (e->d_name[0] != '.' && !strchr(e->d_name, '.') && (names[n] = strdup(e->d_name)))
+            n++;
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    int oom = 0;   /* then the rest is skipped and NULL returned */
+    for (size_t i = 0; i < n; i++) {
+        char path[1024];
+        unsigned char *data;
+        size_t dlen;
+        if (!oom && snprintf(path, sizeof path, "%s/%s", FORTUNE_DIR, names[i]) > 0 &&
+            file_read_all(path, &data, &dlen) == 0) {
+            unsigned char *grown = realloc(text, *len + dlen);
+            if (grown) {
+                memcpy(grown + *len, data, dlen);
+                *len += dlen;
+            } else {
+                free(text);
+                *len = 0;
+                oom = 1;
+            }
+            text = grown;
+            free(data);
+        }
+        free(names[i]);
+    }
+    return text;
+}
+
+double sfix_topk_row(const float *z, int V, int k, unsigned char *used, int32_t *ids, float *lp,
+                     double *mx)
+{
+    double m = z[0], sum = 0.0;
+    for (int j = 1; j < V; j++)
+        m = fmax(m, z[j]);
+    for (int j = 0; j < V; j++)
+        sum += exp(z[j] - m);
+    double log_sum = log(sum);
+    memset(used, 0, (size_t)V);
+    for (int q = 0; q < k && q < V; q++) {
+        int best = -1;
+        for (int j = 0; j < V; j++)
+            if (!used[j] && (best < 0 || z[j] > z[best]))
+                best = j;
+        used[best] = 1;
+        ids[q] = best;
+        lp[q] = (float)(z[best] - m - log_sum);
+    }
+    if (mx)
+        *mx = m;
+    return log_sum;
+}
+
+int sfix_db_integrity(const char *path, int flags)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "%s: %s\n", path, db ? sqlite3_errmsg(db) : "cannot open");
+        goto done;
+    }
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        fprintf(stderr, "%s: integrity_check: %s\n", path, sqlite3_errmsg(db));
+        goto done;
+    }
+    const char *res = (const char *)sqlite3_column_text(st, 0);
+    if (!res || strcmp(res, "ok") != 0) {
+        fprintf(stderr, "%s: integrity_check: %s\n", path, res ? res : "(null)");
+        goto done;
+    }
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    if (sqlite3_close(db) != SQLITE_OK) {
+        fprintf(stderr, "%s: close: %s\n", path, sqlite3_errmsg(db));
+        rc = -1;
+    }
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* support_fixtures: in-process fixtures shared by tests and benches -- the
+ * fortune files as one training text, a teacher's top-k soft labels from a
+ * logits row, and the SQLite integrity check of a database file.
+ *
+ * Linked into every test and bench binary, so nothing here uses cmocka:
+ * functions return 0 / a pointer on success and -1 / NULL on failure with a
+ * message on stderr, and a test asserts on that. */
+#ifndef W2S_SUPPORT_FIXTURES_H
+#define W2S_SUPPORT_FIXTURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The plain fortune files of /usr/share/games/fortunes (no suffix, so not the
+ * .dat/.u8 indexes) concatenated in sorted name order. @return a malloc'ed
+ * buffer of *len bytes, or NULL with *len = 0 when there are none (or memory
+ * ran out): the caller then generates text instead. */
+unsigned char *sfix_load_fortunes(size_t *len);
+
+/* Top-k of one logits row z (V entries) in rank order (descending, ties to
+ * the lower id) into ids (k), with their log-softmax in lp (k), computed in
+ * double as z - *mx - log(sum exp(z - *mx)) (*mx = max z; mx may be NULL).
+ * used: V bytes of scratch.
+ * @return log(sum exp(z - *mx)), so a target's log-prob is z[y] - *mx - it. */
+double sfix_topk_row(const float *z, int V, int k, unsigned char *used, int32_t *ids, float *lp,
+                     double *mx);
+
+/* Opens path with sqlite3 open flags (SQLITE_OPEN_READONLY or _READWRITE),
+ * runs PRAGMA integrity_check and closes it. @return 0 when it says "ok" and
+ * the close succeeds, else -1 with the problem on stderr. */
+int sfix_db_integrity(const char *path, int flags);
+
+#endif
