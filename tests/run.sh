@@ -8,8 +8,9 @@ for t in "$@"; do
     name=$(basename "$t")
     out=$(CMOCKA_MESSAGE_OUTPUT=stdout "$t" 2>&1)
     status=$?
-    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
-    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
+    # A binary may run several cmocka groups: add up their summaries.
+    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
     p=${p:-0}
     f=${f:-0}
     if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
