@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "fileio.h"
 
 #define FORTUNE_DIR "/usr/share/games/fortunes"
@@ -108,4 +109,29 @@ done:
         rc = -1;
     }
     return rc;
+}
+
+int sfix_blob_cuts_rejected(const unsigned char *blob, size_t len,
+                            int (*decode)(const unsigned char *blob, size_t len))
+{
+    for (size_t cut = 0; cut <= len; cut++) {
+        size_t n = cut < len ? cut : len + 1;
+        unsigned char *copy = malloc(n ? n : 1);
+        if (!copy) {
+            fprintf(stderr, "sfix_blob_cuts_rejected: out of memory\n");
+            return -1;
+        }
+        memcpy(copy, blob, cut);
+        if (cut == len)
+            copy[len] = 0;
+        int rc = decode(copy, n);
+        free(copy);
+        const char *msg = err_message();
+        if (rc != -1 || !*msg || (cut == len && !strstr(msg, "after the payload"))) {
+            fprintf(stderr, "blob of %zu bytes: %s accepted or refused without the right "
+                    "message (%s)\n", len, cut < len ? "a prefix" : "a trailing byte", msg);
+            return -1;
+        }
+    }
+    return 0;
 }

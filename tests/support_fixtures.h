@@ -30,4 +30,12 @@ double sfix_topk_row(const float *z, int V, int k, unsigned char *used, int32_t 
  * the close succeeds, else -1 with the problem on stderr. */
 int sfix_db_integrity(const char *path, int flags);
 
+/* Feeds decode every strict prefix of a valid blob (each copied into a buffer
+ * of exactly that size, so ASan sees any overread) and the blob with one
+ * trailing byte. @return 0 when decode refused all of them with a message and
+ * the trailing-byte message holds "after the payload", else -1 naming the
+ * case on stderr. */
+int sfix_blob_cuts_rejected(const unsigned char *blob, size_t len,
+                            int (*decode)(const unsigned char *blob, size_t len));
+
 #endif

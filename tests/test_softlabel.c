@@ -16,6 +16,7 @@
 #include "err.h"
 #include "rng.h"
 #include "softlabel.h"
+#include "support_fixtures.h"
 
 typedef struct labels {
     int n_pos, k, vocab;
@@ -213,6 +214,14 @@ static int decode_into_room(softlabel_codec *c, const unsigned char *blob, size_
     return softlabel_decode(c, blob, len, vocab, 64, 64, ids, lp, tail, &np, &k);
 }
 
+/* The codec sfix_blob_cuts_rejected decodes with (it takes only the blob). */
+static softlabel_codec *cut_codec;
+
+static int decode_cut(const unsigned char *blob, size_t len)
+{
+    return decode_into_room(cut_codec, blob, len, 4096);
+}
+
 static void test_truncated_and_trailing(void **state)
 {
     (void)state;
@@ -220,19 +229,8 @@ static void test_truncated_and_trailing(void **state)
     size_t len;
     unsigned char *blob = valid_blob(c, &len);
     assert_int_equal(decode_into_room(c, blob, len, 4096), 0);
-    for (size_t cut = 0; cut < len; cut++) {
-        unsigned char *copy = malloc(cut ? cut : 1);   /* exact size: ASan sees any overread */
-        memcpy(copy, blob, cut);
-        assert_int_equal(decode_into_room(c, copy, cut, 4096), -1);
-        assert_true(strlen(err_message()) > 0);
-        free(copy);
-    }
-    unsigned char *longer = malloc(len + 1);
-    memcpy(longer, blob, len);
-    longer[len] = 0;
-    assert_int_equal(decode_into_room(c, longer, len + 1, 4096), -1);
-    assert_non_null(strstr(err_message(), "after the payload"));
-    free(longer);
+    cut_codec = c;
+    assert_int_equal(sfix_blob_cuts_rejected(blob, len, decode_cut), 0);
     free(blob);
     softlabel_codec_free(c);
 }
