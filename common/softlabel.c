@@ -30,20 +30,30 @@
 
 /* Quantisation step (in 1/1024 nat) for a rank whose predecessor has negative
  * log-prob code r: entry min(r >> 9, 17), i.e. per half nat. Entry b is
- * round(0.01 * 1024 * exp(b / 4)) capped at 512: a step of about
- * 0.01 / sqrt(q) nat for predecessor probability q, so every rank adds about
- * the same KL (~0.01^2 / 24 nats), and at most half a nat. The constant spends
- * most of the 1e-4 nat mean-KL budget (issue 5) on real teachers. */
-static const uint16_t step_table[18] = {
+ * round(c * 1024 * exp(b / 4)) capped at 512: a step of about c / sqrt(q) nat
+ * for predecessor probability q, so every rank adds about the same KL
+ * (~c^2 / 24 nats), and at most half a nat. Version 3 (written now) takes
+ * c = 0.01, which spends most of the 1e-4 nat mean-KL budget (issue 5) on real
+ * teachers; version 1 (still decoded) took c = 0.0075. */
+static const uint16_t step_table_v3[18] = {
     10, 13, 17, 22, 28, 36, 46, 59, 76, 97, 125, 160, 206, 264, 339, 435, 512, 512
 };
+static const uint16_t step_table_v1[18] = {
+    8, 10, 13, 16, 21, 27, 34, 44, 57, 73, 94, 120, 154, 198, 254, 327, 419, 512
+};
 
-#define N_STEPS (sizeof step_table / sizeof step_table[0])
+#define N_STEPS (sizeof step_table_v3 / sizeof step_table_v3[0])
 
-static unsigned step_of(uint32_t prev_nlp)
+/* The step table of a top-k codec version (1 or 3). */
+static const uint16_t *step_table_of(int version)
+{
+    return version == SOFTLABEL_TOPK_V1_VERSION ? step_table_v1 : step_table_v3;
+}
+
+static unsigned step_of(const uint16_t *table, uint32_t prev_nlp)
 {
     uint32_t b = prev_nlp >> 9;
-    return step_table[b < N_STEPS ? b : (uint32_t)N_STEPS - 1];
+    return table[b < N_STEPS ? b : (uint32_t)N_STEPS - 1];
 }
 
 softlabel_codec *softlabel_codec_create(void)
@@ -185,7 +195,7 @@ static void quantise_ranks(const float *lp, int k, uint32_t *nlp)
     nlp[0] = 0;
     for (int r = 1; r < k; r++) {
         uint32_t prev = nlp[r - 1];
-        unsigned s = step_of(prev);
+        unsigned s = step_of(step_table_v3, prev);
         double x = -(double)lp[r] * UNITS_PER_NAT;
         if (!(x < NLP_MAX))
             x = NLP_MAX;
@@ -273,7 +283,7 @@ int softlabel_encode(softlabel_codec *c, const int32_t *ids, const float *logpro
         raw[l.off[N_PLANES - 2] + i] = (unsigned char)tail_code;
         raw[l.off[N_PLANES - 1] + i] = (unsigned char)(tail_code >> 8);
         for (int r = 1; r < k; r++) {
-            unsigned code = (c->nlp[r] - c->nlp[r - 1]) / step_of(c->nlp[r - 1]);
+            unsigned code = (c->nlp[r] - c->nlp[r - 1]) / step_of(step_table_v3, c->nlp[r - 1]);
             raw[base[2 * kk + r] + i] = (unsigned char)code;
             raw[base[3 * kk + r] + i] = (unsigned char)(code >> 8);
         }
@@ -309,10 +319,12 @@ int softlabel_peek_info(const unsigned char *blob, size_t len, softlabel_info *i
         return err_set("soft-label blob: %zu bytes, shorter than its %d-byte header", len, HEADER_SIZE);
     if (blob[0] != 'S' || blob[1] != 'L')
         return err_set("soft-label blob: bad magic (not a soft-label blob)");
-    if (blob[2] != SOFTLABEL_CODEC_VERSION && blob[2] != SOFTLABEL_SAMPLED_VERSION)
-        return err_set("soft-label blob: codec version %d, expected %d (top-k) or %d (sampled)", blob[2],
-                       SOFTLABEL_CODEC_VERSION, SOFTLABEL_SAMPLED_VERSION);
-    int want_kind = blob[2] == SOFTLABEL_CODEC_VERSION ? SOFTLABEL_KIND_TOPK : SOFTLABEL_KIND_SAMPLED;
+    if (blob[2] != SOFTLABEL_CODEC_VERSION && blob[2] != SOFTLABEL_TOPK_V1_VERSION &&
+        blob[2] != SOFTLABEL_SAMPLED_VERSION)
+        return err_set("soft-label blob: codec version %d, expected %d or %d (top-k) or %d (sampled)",
+                       blob[2], SOFTLABEL_CODEC_VERSION, SOFTLABEL_TOPK_V1_VERSION,
+                       SOFTLABEL_SAMPLED_VERSION);
+    int want_kind = blob[2] == SOFTLABEL_SAMPLED_VERSION ? SOFTLABEL_KIND_SAMPLED : SOFTLABEL_KIND_TOPK;
     if (blob[3] != want_kind)
         return err_set("soft-label blob: unknown label kind %d for codec version %d", blob[3], blob[2]);
     uint32_t np = softlabel_get_u32(blob + 4);
@@ -406,6 +418,7 @@ int softlabel_decode(softlabel_codec *c, const unsigned char *blob, size_t len, 
     bases_of(&l, n, kk, c->base);
 
     softlabel_mtf_reset(c->mtf, v);
+    const uint16_t *steps = step_table_of(info.version);
     for (size_t i = 0; i < n; i++) {
         int32_t *id = ids + i * kk;
         float *lp = logprobs + i * kk;
@@ -420,7 +433,7 @@ int softlabel_decode(softlabel_codec *c, const unsigned char *blob, size_t len, 
         c->nlp[0] = 0;
         for (int r = 1; r < kk; r++) {
             uint32_t code = raw[base[2 * kk + r] + i] | (uint32_t)raw[base[3 * kk + r] + i] << 8;
-            uint32_t next = c->nlp[r - 1] + code * step_of(c->nlp[r - 1]);
+            uint32_t next = c->nlp[r - 1] + code * step_of(steps, c->nlp[r - 1]);
             if (next > NLP_MAX)
                 return err_set("soft-label blob: position %zu rank %d: log-prob beyond -64 nats", i, r);
             c->nlp[r] = next;
@@ -475,5 +488,5 @@ double softlabel_error_bound(float logprob)
      * beyond this entry, and the steps never decrease with the code; an
      * entry rounded for error diffusion may be off by a whole step. */
     double x = -(double)logprob * UNITS_PER_NAT + 256.0;
-    return step_of((uint32_t)(x < NLP_MAX ? x : NLP_MAX)) / UNITS_PER_NAT;
+    return step_of(step_table_v3, (uint32_t)(x < NLP_MAX ? x : NLP_MAX)) / UNITS_PER_NAT;
 }

@@ -1,7 +1,7 @@
 /* softlabel: the codec for one sequence's soft labels (byte format in
  * schemas/softlabel.md). Two kinds of blob:
  *
- * Top-k (kind 0, codec version 1): for n_pos positions, the teacher's k most
+ * Top-k (kind 0, codec version 3; version 1 still decoded): for n_pos positions, the teacher's k most
  * probable token ids in rank order and their natural-log probabilities at
  * temperature 1. Log-probs are quantised with a step that grows as the
  * probability falls (the KL cost of a relative error is proportional to the
@@ -30,9 +30,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The version byte of top-k blobs (kind 0; the labels.db codec_version of a
- * top-k database). */
-#define SOFTLABEL_CODEC_VERSION 1
+/* The version byte of the top-k blobs written now (kind 0; the labels.db
+ * codec_version of a top-k database). Version 1 differs only in its coarser
+ * quantisation steps; its blobs are still decoded (schemas/softlabel.md). */
+#define SOFTLABEL_CODEC_VERSION 3
+#define SOFTLABEL_TOPK_V1_VERSION 1
 /* The version byte of sampled blobs (kind 1), the format version that added
  * them (the labels.db codec_version of a sampled database). */
 #define SOFTLABEL_SAMPLED_VERSION 2
