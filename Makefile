@@ -65,7 +65,7 @@ BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
 PROGRAMS := $(BUILD)/distill $(BUILD)/train
 EXT      := $(if $(EXT_SRC),$(BUILD)/softlabel.so)
 
-.PHONY: all test asan bench fuzz deps deps-mpi test-mpi bench-mpi clean
+.PHONY: all test asan bench fuzz deps deps-mpi test-mpi bench-mpi install clean
 all: $(PROGRAMS) $(EXT)
 
 $(BUILD)/obj/%.o: %.c
@@ -150,6 +150,14 @@ fuzz: $(FUZZERS)
 	    mkdir -p tests/fuzz/corpus/$$name build/fuzz/new/$$name; \
 	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/new/$$name tests/fuzz/corpus/$$name 2>&1 | tail -n 2; done
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/w2s $(DESTDIR)$(PREFIX)/share/w2s
+	install -m 755 $(BUILD)/distill $(DESTDIR)$(PREFIX)/bin/w2s-distill
+	install -m 755 $(BUILD)/train $(DESTDIR)$(PREFIX)/bin/w2s-train
+	install -m 644 $(BUILD)/softlabel.so $(DESTDIR)$(PREFIX)/lib/w2s/softlabel.so
+	install -m 644 schemas/labels.sql schemas/checkpoint.md schemas/softlabel.md $(DESTDIR)$(PREFIX)/share/w2s/
 
 clean:
 	rm -rf build
