@@ -16,6 +16,7 @@
 #include "progress.h"
 #include "rng.h"
 #include "softlabel.h"
+#include "support_fixtures.h"
 
 #define VOCAB 4096
 #define SEQ_POS 127                 /* positions per blob: a T = 128 window */
@@ -50,17 +51,7 @@ static float *make_teacher(uint64_t seed)
     }
     rng_state rng;
     rng_seed(&rng, seed);
-    for (uint32_t v = 0; v < VOCAB; v++)
-        perm[v] = v;
-    for (uint32_t v = 0; v + 1 < VOCAB; v++) {
-        uint32_t j = v + (uint32_t)rng_below(&rng, v < 64 ? 64 : 512);
-        j = j < VOCAB ? j : VOCAB - 1;
-        uint32_t t = perm[v];
-        perm[v] = perm[j];
-        perm[j] = t;
-    }
-    for (int r = 0; r < VOCAB; r++)
-        prior[perm[r]] = -2.2f * logf((float)r + 8.0f);
+    sfix_zipf_prior(&rng, VOCAB, perm, prior);
     for (size_t i = 0; i < n; i++) {
         float *p = probs + i * VOCAB;
         for (int v = 0; v < VOCAB; v++)

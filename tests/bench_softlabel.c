@@ -37,6 +37,7 @@
 #include "progress.h"
 #include "rng.h"
 #include "softlabel.h"
+#include "support_fixtures.h"
 #include "tokenizer.h"
 #include "topk.h"
 #include "window.h"
@@ -126,18 +127,7 @@ static int make_synthetic(dataset *d, uint64_t seed)
     d->vocab = SYN_VOCAB;
     rng_state rng;
     rng_seed(&rng, seed);
-    /* BPE numbers frequent tokens low but not in exact order: a shuffled Zipf. */
-    for (uint32_t v = 0; v < SYN_VOCAB; v++)
-        perm[v] = v;
-    for (uint32_t v = 0; v + 1 < SYN_VOCAB; v++) {
-        uint32_t j = v + (uint32_t)rng_below(&rng, v < 64 ? 64 : 512);
-        j = j < SYN_VOCAB ? j : SYN_VOCAB - 1;
-        uint32_t t = perm[v];
-        perm[v] = perm[j];
-        perm[j] = t;
-    }
-    for (int r = 0; r < SYN_VOCAB; r++)
-        prior[perm[r]] = -2.2f * logf((float)r + 8.0f);
+    sfix_zipf_prior(&rng, SYN_VOCAB, perm, prior);
     for (int s = 0; s < N_SEQ; s++) {
         for (int i = 0; i < SEQ_POS; i++) {
             for (int v = 0; v < SYN_VOCAB; v++)

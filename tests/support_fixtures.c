@@ -135,3 +135,18 @@ int sfix_blob_cuts_rejected(const unsigned char *blob, size_t len,
     }
     return 0;
 }
+
+void sfix_zipf_prior(rng_state *rng, uint32_t vocab, uint32_t *perm, float *prior)
+{
+    for (uint32_t v = 0; v < vocab; v++)
+        perm[v] = v;
+    for (uint32_t v = 0; v + 1 < vocab; v++) {
+        uint32_t j = v + (uint32_t)rng_below(rng, v < 64 ? 64 : 512);
+        j = j < vocab ? j : vocab - 1;
+        uint32_t t = perm[v];
+        perm[v] = perm[j];
+        perm[j] = t;
+    }
+    for (uint32_t r = 0; r < vocab; r++)
+        prior[perm[r]] = -2.2f * logf((float)r + 8.0f);
+}

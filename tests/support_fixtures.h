@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
+
 /* The plain fortune files of /usr/share/games/fortunes (no suffix, so not the
  * .dat/.u8 indexes) concatenated in sorted name order. @return a malloc'ed
  * buffer of *len bytes, or NULL with *len = 0 when there are none (or memory
@@ -35,6 +37,12 @@ int sfix_db_integrity(const char *path, int flags);
  * trailing byte. @return 0 when decode refused all of them with a message and
  * the trailing-byte message holds "after the payload", else -1 naming the
  * case on stderr. */
+/* The synthetic teacher's log-prior over vocab tokens: Zipf with exponent
+ * 2.2 over a rank order that is the identity shuffled locally (BPE numbers
+ * frequent tokens low, but not in exact order). perm: vocab scratch entries.
+ * Draws from rng, so a caller's later draws depend on it. */
+void sfix_zipf_prior(rng_state *rng, uint32_t vocab, uint32_t *perm, float *prior);
+
 int sfix_blob_cuts_rejected(const unsigned char *blob, size_t len,
                             int (*decode)(const unsigned char *blob, size_t len));
 
