@@ -166,6 +166,11 @@ static void backward_rows(model *m, int tid, int r0, int r1, float *g)
         model_matmul_backward(dln, model_tensor(m, g, MODEL_QKVW) + (long)l * 3 * C * C,
                               model_tensor(m, g, MODEL_QKVB) + l * 3 * C, dwide, ln1,
                               model_tensor(m, p, MODEL_QKVW) + (long)l * 3 * C * C, N, C, 3 * C);
+        /* A key bias adds q.b to every score of a query row, which softmax
+         * cancels: its gradient is exactly 0, and what the sum above leaves
+         * is rounding noise that AdamW would blow up into lr-sized steps
+         * (and into run-to-run divergence across thread and rank counts). */
+        memset(model_tensor(m, g, MODEL_QKVB) + l * 3 * C + C, 0, (size_t)C * sizeof(float));
         gw = model_tensor(m, g, MODEL_LN1W) + l * C;
         gb = model_tensor(m, g, MODEL_LN1B) + l * C;
         memset(gw, 0, (size_t)C * sizeof *gw);

@@ -561,6 +561,21 @@ static void test_model_gradient(void **state)
             }
         }
     }
+    /* Key biases shift a query's scores by a constant softmax removes: the
+     * reference says 0 up to double rounding, and the model says exactly 0. */
+    int C = toy.channels;
+    for (int l = 0; l < toy.layers; l++)
+        for (int j = 0; j < C; j++) {
+            long i = r.qkvb + (long)l * 3 * C + C + j;
+            assert_true(grads[i] == 0.0f);
+            double keep = pd[i];
+            pd[i] = keep + FD_H;
+            double lp = ref_loss(pd, ref_logits);
+            pd[i] = keep - FD_H;
+            double lm = ref_loss(pd, ref_logits);
+            pd[i] = keep;
+            assert_true(fabs(lp - lm) / (2 * FD_H) <= 1e-9);
+        }
     free(pd);
     free(ref_logits);
     model_free(m);
