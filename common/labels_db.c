@@ -4,7 +4,8 @@
  * use WAL with synchronous=NORMAL: a committed transaction survives the death
  * of the process at any instant (kill -9) and the file never corrupts; after a
  * power loss the last transactions may be missing but the database still opens
- * (out of scope: distill then relabels those records). Readers open the file
+ * (out of scope: distill then relabels those records). A finished database
+ * leaves WAL mode (labels_db_seal) so it is one file again. Readers open the file
  * read-only; user conditions for train --labels-where are compiled under an
  * authorizer that allows only reading. */
 #include "labels_db.h"
@@ -681,6 +682,26 @@ int labels_db_merge_from(labels_db *d, const char *shard_path)
     if (sqlite3_exec(d->db, "DETACH DATABASE shard", NULL, NULL, NULL) != SQLITE_OK && !fail)
         fail = db_fail(d, "detaching the shard");
     return fail;
+}
+
+int labels_db_seal(labels_db *d)
+{
+    /* A cached statement left mid-step holds a read lock that keeps WAL on. */
+    sqlite3_stmt *stmts[] = {d->begin, d->commit, d->has, d->insert, d->read};
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
+        sqlite3_reset(stmts[i]);
+    /* Not waiting for other connections: they would hold it for as long as
+     * they are open, and WAL mode is as safe. */
+    sqlite3_busy_timeout(d->db, 0);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(d->db, "PRAGMA journal_mode = DELETE", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_ROW && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+        return db_fail(d, "leaving WAL mode");
+    return 0;
 }
 
 int labels_db_close(labels_db *d)

@@ -86,6 +86,14 @@ int labels_db_count(labels_db *db, int64_t *sequences, int64_t *tokens);
  * labels_db_begin. @return 0 / -1 + message naming the shard. */
 int labels_db_merge_from(labels_db *db, const char *shard_path);
 
+/* The database is complete: checkpoints the WAL and leaves WAL mode, so the
+ * file stands alone and read-only openers (train, the sqlite3 shell) leave no
+ * -wal / -shm files beside it; the next writer turns WAL on again. Needs the
+ * only connection to the file: while another one is open (a user's sqlite3
+ * shell, say) the database stays in WAL mode, which loses nothing, and this
+ * still returns 0. @return 0, or -1 + message on an I/O error. */
+int labels_db_seal(labels_db *db);
+
 /* Checkpoints the WAL (write handles) and closes; NULL is a no-op.
  * @return 0, or -1 + message (the handle is released either way). */
 int labels_db_close(labels_db *db);

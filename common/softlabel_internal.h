@@ -25,6 +25,7 @@ struct softlabel_codec {
     size_t *base;        size_t base_cap;   /* plane offsets per rank, 4 k entries */
     uint32_t *stamp;     size_t stamp_cap;  /* sampled: per id, 1 + last position seen */
     uint32_t *pairs;     size_t pairs_cap;  /* sampled: a position's (count, id) pairs */
+    double prob_high[256], prob_low[256];   /* exp(-256 i / 1024), exp(-i / 1024) */
 };
 
 static inline void softlabel_put_u16(unsigned char *p, unsigned v)
@@ -61,6 +62,35 @@ static inline void softlabel_mtf_promote(uint16_t *list, unsigned i)
     uint16_t v = list[i];
     memmove(list + 1, list, i * sizeof *list);
     list[0] = v;
+}
+
+/* The move-to-front code of id, which must be in the list's vocab entries,
+ * and the id moved to the front. The search compares 16 entries at a time
+ * (GCC/Clang vector extensions; scalar code where there is no SIMD): the
+ * encoders' hot loop, since deep ranks sit far down the list. */
+typedef uint16_t softlabel_u16x16 __attribute__((vector_size(32)));
+
+static inline unsigned softlabel_mtf_encode(uint16_t *list, int vocab, uint16_t id)
+{
+    softlabel_u16x16 key = (softlabel_u16x16){0} + id;
+    unsigned i = 0;
+    for (; i + 16 <= (unsigned)vocab; i += 16) {
+        softlabel_u16x16 v;
+        memcpy(&v, list + i, sizeof v);
+        uint64_t w[4];
+        softlabel_u16x16 eq = (softlabel_u16x16)(v == key);
+        memcpy(w, &eq, sizeof w);
+        for (unsigned q = 0; q < 4; q++)
+            if (w[q]) {
+                i += 4 * q + (unsigned)__builtin_ctzll(w[q]) / 16;
+                softlabel_mtf_promote(list, i);
+                return i;
+            }
+    }
+    while (list[i] != id)
+        i++;
+    softlabel_mtf_promote(list, i);
+    return i;
 }
 
 /* Compresses c->raw[0 .. off[n_planes]) as one zstd frame at out (room cap)

@@ -123,10 +123,7 @@ int softlabel_encode_sampled(softlabel_codec *c, const int32_t *ids, const uint8
         raw[i] = (unsigned char)(d - 1);
         for (int r = 0; r < d; r++, at++) {
             uint16_t id = (uint16_t)(c->pairs[r] & 0xffff);
-            unsigned idx = 0;
-            while (c->mtf[idx] != id)
-                idx++;
-            softlabel_mtf_promote(c->mtf, idx);
+            unsigned idx = softlabel_mtf_encode(c->mtf, vocab, id);
             raw[off[1] + at] = (unsigned char)idx;
             raw[off[2] + at] = (unsigned char)(idx >> 8);
             if (r + 1 < d)

@@ -10,8 +10,12 @@
 #include "mem.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -169,51 +173,41 @@ static float row_max(const float *x, int V, int k, float *t0)
     return m;
 }
 
-/* The heap keeps the k best entries seen so far with the worst at the root. */
-static inline int heap_worse(float va, int32_t ia, float vb, int32_t ib)
+/* The k best of the n >= k candidates (ascending ids, logits cand_x) into
+ * v, id in rank order, by insertion: a candidate that beats the current
+ * k-th moves up past the smaller entries; one equal to an entry has the
+ * larger id and stays below it. The threshold leaves about 1.3 k candidates,
+ * so this beats a heap (no final sort, few moves). */
+static void select_topk(const float *cand_x, const int32_t *cand, int n, int k, float *v, int32_t *id)
 {
-    return va < vb || (va == vb && ia > ib);
-}
-
-static void heap_sift_down(float *hv, int32_t *hi, int n, int at)
-{
-    float v = hv[at];
-    int32_t id = hi[at];
-    for (;;) {
-        int c = 2 * at + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && heap_worse(hv[c + 1], hi[c + 1], hv[c], hi[c]))
-            c++;
-        if (!heap_worse(hv[c], hi[c], v, id))
-            break;
-        hv[at] = hv[c];
-        hi[at] = hi[c];
-        at = c;
-    }
-    hv[at] = v;
-    hi[at] = id;
-}
-
-/* The k best of the n >= k candidates (ascending ids), worst at the root.
- * A later candidate equal to the root has a larger id and loses the tie, so
- * only strictly larger logits enter. */
-static void select_topk(const float *x, const int32_t *cand, int n, int k, float *hv, int32_t *hi)
-{
-    for (int i = 0; i < k; i++) {
-        hi[i] = cand[i];
-        hv[i] = x[cand[i]];
-    }
-    for (int i = k / 2 - 1; i >= 0; i--)
-        heap_sift_down(hv, hi, k, i);
-    for (int i = k; i < n; i++) {
-        float v = x[cand[i]];
-        if (v > hv[0]) {
-            hv[0] = v;
-            hi[0] = cand[i];
-            heap_sift_down(hv, hi, k, 0);
+    int have = 0;
+    for (int c = 0; c < n; c++) {
+        float x = cand_x[c];
+        if (have == k && !(x > v[k - 1]))
+            continue;
+        int at = have < k ? have++ : k - 1;
+        for (; at > 0 && v[at - 1] < x; at--) {
+            v[at] = v[at - 1];
+            id[at] = id[at - 1];
         }
+        v[at] = x;
+        id[at] = cand[c];
     }
+}
+
+/* Whether any lane of a comparison result is set: one instruction with AVX,
+ * which the generic spelling does not become. */
+VEC_INLINE bool v8i_any(v8i mask)
+{
+#if defined(__AVX__)
+    __m256i v;
+    memcpy(&v, &mask, sizeof v);
+    return !_mm256_testz_si256(v, v);
+#else
+    uint64_t w[LANES / 2];
+    memcpy(w, &mask, sizeof w);
+    return (w[0] | w[1] | w[2] | w[3]) != 0;
+#endif
 }
 
 /* The entries >= t0: ascending ids into cand, their logits into cand_x.
@@ -222,14 +216,9 @@ static int candidates(const float *x, int V, float t0, int32_t *cand, float *can
 {
     v8f tv = v8f_splat(t0);
     int n = 0, i = 0;
-    for (; i + 2 * LANES <= V; i += 2 * LANES) {
-        v8i hit = (v8f_load(x + i) >= tv) | (v8f_load(x + i + LANES) >= tv);
-        uint64_t w[LANES / 2], any = 0;
-        memcpy(w, &hit, sizeof w);
-        for (int j = 0; j < LANES / 2; j++)
-            any |= w[j];
-        if (any) {
-            for (int j = i; j < i + 2 * LANES; j++) {
+    for (; i + LANES <= V; i += LANES) {
+        if (v8i_any(v8f_load(x + i) >= tv)) {
+            for (int j = i; j < i + LANES; j++) {
                 cand[n] = j;
                 cand_x[n] = x[j];
                 n += x[j] >= t0;
@@ -312,10 +301,10 @@ int topk_row(const float *logits, int V, int k, int32_t target, void *scratch,
     }
     if (!isfinite(s) || !isfinite(z) || n_cand < k)
         return err_set("logits row holds NaN or infinity");
-    select_topk(logits, cand, n_cand, k, logprobs, ids);
+    select_topk(cand_e, cand, n_cand, k, logprobs, ids);
     /* The tail: entries below t0, plus the candidates below the selection's
      * worst logit t, plus those equal to t that lost the tie (larger ids). */
-    float t = logprobs[0];
+    float t = logprobs[k - 1];
     int eq_selected = 0;
     for (int j = 0; j < k; j++)
         eq_selected += logprobs[j] == t;
@@ -325,15 +314,6 @@ int topk_row(const float *logits, int V, int k, int32_t target, void *scratch,
         float v = logits[cand[c]];
         if (v < t || (v == t && eq_selected-- <= 0))
             tail += cand_e[c];
-    }
-    for (int n = k - 1; n > 0; n--) {
-        float v = logprobs[0];
-        int32_t id = ids[0];
-        logprobs[0] = logprobs[n];
-        ids[0] = ids[n];
-        heap_sift_down(logprobs, ids, n, 0);
-        logprobs[n] = v;
-        ids[n] = id;
     }
     double log_z = log(z);
     for (int j = 0; j < k; j++)

@@ -13,8 +13,8 @@
  * one, t0, is a lower bound of the k-th largest logit; (2) exp(x - max) with an own
  * polynomial (relative error ~1e-7) and the sums for the normaliser, the
  * entropy and the mass below t0, accumulated per block in float and across
- * blocks in double; (3) the few entries >= t0 (about 2k), which a k-entry heap
- * ranks. The tail mass is summed directly over the entries left out, never
+ * blocks in double; (3) the few entries >= t0 (about 1.3 k), ranked by
+ * insertion into the k-entry result. The tail mass is summed directly over the entries left out, never
  * as 1 - sum(top-k), so it keeps its relative accuracy (~1e-6) even at
  * 1e-12. Nothing is allocated; the caller provides scratch.
  *

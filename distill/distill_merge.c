@@ -35,6 +35,8 @@ int distill_merge(const char *out, const char *const *shards, int n, bool quiet,
     int64_t sequences = 0, tokens = 0;
     if (rc == 0)
         rc = labels_db_count(db, &sequences, &tokens);
+    if (rc == 0)
+        rc = labels_db_seal(db);
     if (labels_db_close(db) < 0)
         rc = -1;
     if (rc < 0)

@@ -350,6 +350,8 @@ done:
     }
     distill_writer_free(&r.w);
     labels_db_close(r.check_db);
+    if (rc == 0 && labels_db_seal(r.db) < 0)
+        rc = -1;
     if (labels_db_close(r.db) < 0 && rc == 0)
         rc = -1;
     if (rc < 0 && r.created_db && r.w.records == 0)

@@ -528,6 +528,16 @@ static void test_shards_merge(void **state)
     assert_int_equal(run(args), 0);
     assert_int_equal(sfix_db_integrity(merged, SQLITE_OPEN_READONLY), 0);
     assert_same_labels(merged);
+    /* Finished databases leave WAL mode: read-only opens (the merge read the
+     * shards, the checks above read the output) leave no files beside them. */
+    const char *finished[] = {merged, shard[0], shard[1], shard[2]};
+    for (int i = 0; i < 4; i++) {
+        char side[200];
+        snprintf(side, sizeof side, "%s-wal", finished[i]);
+        assert_int_not_equal(access(side, F_OK), 0);
+        snprintf(side, sizeof side, "%s-shm", finished[i]);
+        assert_int_not_equal(access(side, F_OK), 0);
+    }
     /* A shard of another teacher is refused and changes nothing. */
     char other[160];
     snprintf(other, sizeof other, "%s/other.db", dir);
