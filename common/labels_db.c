@@ -27,6 +27,7 @@ struct labels_db {
     sqlite3 *db;
     char *path;
     int writable;
+    int wal;             /* switched to WAL by this handle's first transaction */
     sqlite3_stmt *begin, *commit, *has, *insert, *read;
     unsigned char *tok16; size_t tok16_cap;    /* uint16 LE staging for inserts */
 };
@@ -227,7 +228,6 @@ static int prepare_writer(labels_db *d)
  * together cannot both create it. */
 static int open_or_create(labels_db *d, const labels_meta *meta)
 {
-    TRY(exec(d, "PRAGMA journal_mode = WAL", "setting WAL mode"));
     TRY(exec(d, "PRAGMA synchronous = NORMAL", "setting synchronous mode"));
     TRY(exec(d, "BEGIN IMMEDIATE", "locking for creation"));
     int empty;
@@ -393,6 +393,12 @@ int labels_db_begin(labels_db *d)
 {
     if (!d->writable)
         return err_set("%s: opened read-only", d->path);
+    /* WAL from the first write on, not at open: a run that fails before
+     * storing anything leaves a sealed database byte for byte as it was. */
+    if (!d->wal) {
+        TRY(exec(d, "PRAGMA journal_mode = WAL", "setting WAL mode"));
+        d->wal = 1;
+    }
     return step_done(d, d->begin, "beginning a transaction");
 }
 
@@ -686,10 +692,6 @@ int labels_db_merge_from(labels_db *d, const char *shard_path)
 
 int labels_db_seal(labels_db *d)
 {
-    /* A cached statement left mid-step holds a read lock that keeps WAL on. */
-    sqlite3_stmt *stmts[] = {d->begin, d->commit, d->has, d->insert, d->read};
-    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
-        sqlite3_reset(stmts[i]);
     /* Not waiting for other connections: they would hold it for as long as
      * they are open, and WAL mode is as safe. */
     sqlite3_busy_timeout(d->db, 0);

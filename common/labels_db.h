@@ -29,8 +29,10 @@ typedef struct labels_db labels_db;
 /* Creates path with the schema and *meta (one transaction), or opens an existing
  * one and refuses it unless its schema version, teacher hash, tokenizer hash, k
  * and codec version equal *meta (message names the file and what differs).
- * WAL mode, synchronous=NORMAL (a killed process never loses a committed row;
- * power loss may lose the last transactions but never corrupts).
+ * WAL mode from the first labels_db_begin (opening alone changes no byte of
+ * an existing file), synchronous=NORMAL (a killed process never loses a
+ * committed row; power loss may lose the last transactions but never
+ * corrupts).
  * @return a handle, or NULL + message. *meta is borrowed. */
 labels_db *labels_db_open_write(const char *path, const labels_meta *meta);
 

@@ -350,7 +350,8 @@ done:
     }
     distill_writer_free(&r.w);
     labels_db_close(r.check_db);
-    if (rc == 0 && labels_db_seal(r.db) < 0)
+    /* Failed runs too: what they stored stays, as one file again. */
+    if (r.db && labels_db_seal(r.db) < 0 && rc == 0)
         rc = -1;
     if (labels_db_close(r.db) < 0 && rc == 0)
         rc = -1;
