@@ -178,6 +178,8 @@ static int write_meta(labels_db *d, const labels_meta *m)
     if (!rc) rc = put_meta_int(d, st, "k", m->k);
     if (!rc) rc = put_meta_int(d, st, "codec_version", m->codec_version);
     if (!rc) rc = put_meta_text(d, st, "label_kind", m->label_kind);
+    if (!rc && m->sample_seed[0])
+        rc = put_meta_text(d, st, "sample_seed", m->sample_seed);
     if (!rc) rc = put_meta_text(d, st, "quantisation",
                                 "schemas/softlabel.md: ranks >= 2 on a 1/1024-nat grid with "
                                 "probability-dependent steps; tail : rank-1 log-odds in 1/64 nat");
@@ -209,6 +211,10 @@ static int compare_meta(const char *path, const labels_meta *have, const labels_
                        want->codec_version);
     if (strcmp(have->label_kind, want->label_kind) != 0)
         return err_set("%s: label kind '%s', not '%s'", path, have->label_kind, want->label_kind);
+    /* Draws of two seeds would mix; databases of 0.1.0 did not record it. */
+    if (have->sample_seed[0] && want->sample_seed[0] && strcmp(have->sample_seed, want->sample_seed) != 0)
+        return err_set("%s: labels drawn with --seed %s, not %s", path, have->sample_seed,
+                       want->sample_seed);
     return 0;
 }
 
@@ -349,6 +355,8 @@ static int meta_row(labels_db *d, sqlite3_stmt *st, labels_meta *m, unsigned *se
         *seen |= 1u << 16;
         return meta_text(p, key, st, m->label_kind, sizeof m->label_kind);
     }
+    if (!strcmp(key, "sample_seed"))
+        return meta_text(p, key, st, m->sample_seed, sizeof m->sample_seed);
     return 0;
 }
 

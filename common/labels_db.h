@@ -22,6 +22,7 @@ typedef struct labels_meta {
     uint64_t teacher_hash; model_config teacher_config;
     unsigned char *tokenizer; size_t tokenizer_len; uint64_t tokenizer_hash;
     int k; int codec_version; char tool_version[32]; char label_kind[32]; /* "topk" */
+    char sample_seed[24];   /* sampled kinds: distill --seed, decimal; "" = not recorded */
 } labels_meta;
 
 typedef struct labels_db labels_db;

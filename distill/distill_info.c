@@ -67,26 +67,31 @@ int distill_info(const char *path, bool json)
     const model_config *c = &m.teacher_config;
     int64_t positions = tokens - sequences;
     double per_pos = positions > 0 ? (double)bytes / (double)positions : 0.0;
+    char seed_json[40] = "null", seed_text[40] = "";
+    if (m.sample_seed[0]) {
+        snprintf(seed_json, sizeof seed_json, "\"%s\"", m.sample_seed);
+        snprintf(seed_text, sizeof seed_text, " (seed %s)", m.sample_seed);
+    }
     if (json)
         printf("{\"path\": \"%s\", \"teacher_hash\": \"%016" PRIx64 "\", \"teacher\": {\"vocab\": %d, "
                "\"layers\": %d, \"heads\": %d, \"channels\": %d, \"seq_len\": %d}, "
                "\"tokenizer_hash\": \"%016" PRIx64 "\", \"tokenizer_vocab\": %d, \"k\": %d, "
-               "\"codec_version\": %d, \"tool_version\": \"%s\", \"label_kind\": \"%s\", "
+               "\"codec_version\": %d, \"tool_version\": \"%s\", \"label_kind\": \"%s\", \"sample_seed\": %s, "
                "\"sequences\": %" PRId64 ", \"tokens\": %" PRId64 ", \"positions\": %" PRId64
                ", \"blob_bytes\": %" PRIu64 ", \"bytes_per_position\": %.3f}\n",
                path, m.teacher_hash, c->vocab, c->layers, c->heads, c->channels, c->seq_len,
-               m.tokenizer_hash, vocab, m.k, m.codec_version, m.tool_version, m.label_kind,
+               m.tokenizer_hash, vocab, m.k, m.codec_version, m.tool_version, m.label_kind, seed_json,
                sequences, tokens, positions, bytes, per_pos);
     else
         printf("%s\n"
                "  teacher     %016" PRIx64 " (V=%d L=%d H=%d C=%d T=%d)\n"
                "  tokenizer   %016" PRIx64 " (%d tokens, %zu bytes)\n"
-               "  labels      %s, k=%d, codec version %d, written by w2s %s\n"
+               "  labels      %s%s, k=%d, codec version %d, written by w2s %s\n"
                "  sequences   %" PRId64 "\n"
                "  tokens      %" PRId64 " (%" PRId64 " labeled positions)\n"
                "  blob bytes  %" PRIu64 " (%.2f per position)\n",
                path, m.teacher_hash, c->vocab, c->layers, c->heads, c->channels, c->seq_len,
-               m.tokenizer_hash, vocab, m.tokenizer_len, m.label_kind, m.k, m.codec_version,
+               m.tokenizer_hash, vocab, m.tokenizer_len, m.label_kind, seed_text, m.k, m.codec_version,
                m.tool_version, sequences, tokens, positions, bytes, per_pos);
     labels_meta_free(&m);
     return 0;

@@ -232,9 +232,10 @@ static int open_teacher(run *r)
     meta.k = o->k;
     meta.codec_version = o->sampled ? SOFTLABEL_SAMPLED_VERSION : SOFTLABEL_CODEC_VERSION;
     snprintf(meta.tool_version, sizeof meta.tool_version, "%s", W2S_VERSION);
-    if (o->sampled)
+    if (o->sampled) {
         snprintf(meta.label_kind, sizeof meta.label_kind, "sample:%d", o->k);
-    else
+        snprintf(meta.sample_seed, sizeof meta.sample_seed, "%" PRIu64, o->seed);
+    } else
         snprintf(meta.label_kind, sizeof meta.label_kind, "topk");
     r->created_db = !file_exists(o->db);
     r->db = labels_db_open_write(o->db, &meta);

@@ -10,9 +10,11 @@ PRAGMA user_version = 1;
 -- teacher_seq_len, tokenizer (blob, the tokenizer's serialized form),
 -- tokenizer_hash (16 hex digits), k, codec_version, label_kind,
 -- quantisation (text: how the codec quantises, schemas/softlabel.md),
--- tool_version, created_at (UTC, ISO 8601).
+-- tool_version, created_at (UTC, ISO 8601), and for sampled labels
+-- sample_seed (distill --seed, decimal; a rerun with another seed is refused).
 -- label_kind says what every topk blob holds (schemas/softlabel.md):
---   'topk'      the teacher's top k ids and log-probs + tail; codec_version 1.
+--   'topk'      the teacher's top k ids and log-probs + tail; codec_version 3
+--               (1 in databases of earlier versions, still read).
 --   'sample:N'  N draws from the teacher per position, as distinct ids with
 --               counts; k = N (the width train decodes each position to);
 --               codec_version 2.

@@ -691,8 +691,17 @@ static void test_distill_sampled_deterministic(void **state)
     assert_string_equal(m.label_kind, "sample:20");
     assert_int_equal(m.k, E2E_N);
     assert_int_equal(m.codec_version, SOFTLABEL_SAMPLED_VERSION);
+    assert_string_equal(m.sample_seed, "1");
     labels_meta_free(&m);
     labels_db_close(db);
+    /* Resuming with another seed would mix two sets of draws: refused. */
+    const char *argv[] = {"distill", "--teacher", fx.teacher, "--db", a, "--input", fx.gt, "--records",
+                          "fortune", "--labels", "sample:20", "--seed", "2", "--quiet", NULL};
+    scli_result r;
+    assert_int_equal(scli_run(argv, &r), 0);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "labels drawn with --seed 1, not 2"));
+    scli_result_free(&r);
     free_rows(&ra);
     free_rows(&ra2);
     free_rows(&rb);
