@@ -514,6 +514,18 @@ static double ref_loss(const double *p, double *logits)
     return ref_cross_entropy(logits, toy_tgt, 16, toy.vocab) / 10.0; /* 10 targets */
 }
 
+/* d loss / d p[i] of the double reference, by central difference. */
+static double central_difference(double *pd, long i, double *ref_logits)
+{
+    double keep = pd[i];
+    pd[i] = keep + FD_H;
+    double lp = ref_loss(pd, ref_logits);
+    pd[i] = keep - FD_H;
+    double lm = ref_loss(pd, ref_logits);
+    pd[i] = keep;
+    return (lp - lm) / (2 * FD_H);
+}
+
 static void test_model_gradient(void **state)
 {
     (void)state;
@@ -546,13 +558,7 @@ static void test_model_gradient(void **state)
     for (int k = 0; k < 16; k++) {
         long n = starts[k + 1] - starts[k], stride = n > 40 ? n / 40 : 1;
         for (long i = starts[k]; i < starts[k + 1]; i += stride) {
-            double keep = pd[i];
-            pd[i] = keep + FD_H;
-            double lp = ref_loss(pd, ref_logits);
-            pd[i] = keep - FD_H;
-            double lm = ref_loss(pd, ref_logits);
-            pd[i] = keep;
-            double num = (lp - lm) / (2 * FD_H);
+            double num = central_difference(pd, i, ref_logits);
             /* ~20 float32 layers deep: allow 1e-4 of the largest gradient */
             if (!(fabs(grads[i] - num) <= 1e-4 * gmax + 1e-3 * fabs(num))) {
                 print_error("tensor %d index %ld: got %.9g want %.9g (max %.3g)\n", k,
@@ -568,13 +574,7 @@ static void test_model_gradient(void **state)
         for (int j = 0; j < C; j++) {
             long i = r.qkvb + (long)l * 3 * C + C + j;
             assert_true(grads[i] == 0.0f);
-            double keep = pd[i];
-            pd[i] = keep + FD_H;
-            double lp = ref_loss(pd, ref_logits);
-            pd[i] = keep - FD_H;
-            double lm = ref_loss(pd, ref_logits);
-            pd[i] = keep;
-            assert_true(fabs(lp - lm) / (2 * FD_H) <= 1e-9);
+            assert_true(fabs(central_difference(pd, i, ref_logits)) <= 1e-9);
         }
     free(pd);
     free(ref_logits);
