@@ -58,6 +58,14 @@ vocab=258 teacher=2,4,128,128 student=3,4,192,128
 teacher_steps=500 student_steps=600 batch=16 kd_batch=16
 alpha=0.5 tau=1 kd_tail=bucket topk=32 labels="" aux_conf=0 threads=0
 teacher_lr=4e-3 student_lr=3e-3
+# --quick changes the defaults; options given with it still win.
+for arg in "$@"; do
+    if [[ $arg = --quick ]]; then
+        # Small enough for a test; the numbers mean nothing.
+        quick=1 teacher=1,2,32,32 student=1,2,48,32 vocab=300
+        teacher_steps=30 student_steps=30 batch=4 kd_batch=4 topk=8
+    fi
+done
 
 need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
@@ -66,7 +74,7 @@ while [[ $# -gt 0 ]]; do
     --records) need_value "$@"; records=$2; shift 2 ;;
     --out) need_value "$@"; work=$2; shift 2 ;;
     --reports) need_value "$@"; reports=$2; shift 2 ;;
-    --quick) quick=1; shift ;;
+    --quick) shift ;;
     --seeds) need_value "$@"; seeds=$2; shift 2 ;;
     --vocab) need_value "$@"; vocab=$2; shift 2 ;;
     --teacher) need_value "$@"; teacher=$2; shift 2 ;;
@@ -88,12 +96,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $seeds =~ ^[1-9][0-9]*$ ]] || die "--seeds: '$seeds' is not a positive integer"
 
-if [[ $quick = 1 ]]; then
-    # Small enough for a test; the numbers mean nothing.
-    teacher=1,2,32,32 student=1,2,48,32 vocab=300
-    teacher_steps=30 student_steps=30 batch=4 kd_batch=4 topk=8
-    work=${work:-runs/quick}
-fi
+[[ $quick = 1 ]] && work=${work:-runs/quick}
 work=${work:-runs/work}
 labels=${labels:-topk:$topk}
 labels_db=$work/labels-${labels/:/-}.db   # one database per label kind
@@ -132,13 +135,23 @@ mkdir -p "$report_dir"
 commands=$report_dir/commands.sh
 echo "# Commands of the run $stamp, in order (stages already complete are marked)." >"$commands"
 
-# run_stage NAME COMMAND...: runs COMMAND unless NAME completed before with
-# the same command; logs to WORK/NAME.log and records the wall time.
+# fingerprint PATH...: size and CRC of every file under the paths, so a stage
+# whose inputs changed (a retrained teacher, a new checkpoint) runs again even
+# when its command line did not change.
+fingerprint() {
+    find "$@" -type f -print0 | sort -z | xargs -0 -r cksum | awk '{ printf "%s:%s ", $1, $2 }'
+}
+
+# run_stage NAME N INPUT1..INPUTN COMMAND...: runs COMMAND unless NAME
+# completed before with the same command on inputs of the same content; logs
+# to WORK/NAME.log and records the wall time.
 run_stage() {
-    local name=$1; shift
+    local name=$1 n=$2; shift 2
+    local deps=("${@:1:n}"); shift "$n"
     local cmd
-    cmd=$(printf '%q ' "$@")
+    cmd="$(printf '%q ' "$@")# inputs $(fingerprint "${deps[@]}")"
     local marker=$work/$name.done
+    stage_ran=0
     if [[ -f $marker && $(head -n 1 "$marker") == "$cmd" ]]; then
         echo "== $name: up to date"
         echo "# $name (up to date): $cmd" >>"$commands"
@@ -154,6 +167,7 @@ run_stage() {
         die "stage $name failed (log: $work/$name.log)"
     fi
     end=$(date +%s.%N)
+    stage_ran=1
     printf '%s\n%s\n' "$cmd" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')" >"$marker"
 }
 stage_seconds() { sed -n 2p "$work/$1.done"; }
@@ -166,18 +180,23 @@ threads_arg=()
 d=$work/data
 
 # 1. Split: 5% ground truth (a tenth of it held out), 10% test, 85% unlabeled.
-run_stage split build/distill split --records "$records" --out "$d" \
-    --parts gt:4.5,heldout:0.5,test:10,unlabeled:85 $(printf -- '--input %q ' "${inputs[@]}")
-run_stage pack tar --zstd -cf "$d/unlabeled.tar.zst" -C "$d" unlabeled.txt
+input_args=()
+for f in "${inputs[@]}"; do input_args+=(--input "$f"); done
+run_stage split "${#inputs[@]}" "${inputs[@]}" build/distill split --records "$records" --out "$d" \
+    --parts gt:4.5,heldout:0.5,test:10,unlabeled:85 "${input_args[@]}"
+run_stage pack 1 "$d/unlabeled.txt" tar --zstd -cf "$d/unlabeled.tar.zst" -C "$d" unlabeled.txt
 
 # 2. Teacher: LM loss on GT only; learns the tokenizer every model shares.
-run_stage teacher build/train --gt "$d/gt.txt" --records fortune --out "$work/teacher.ckpt" \
+run_stage teacher 2 "$d/gt.txt" "$d/heldout.txt" build/train --gt "$d/gt.txt" --records fortune --out "$work/teacher.ckpt" \
     --vocab "$vocab" $(shape_args "$teacher") --steps "$teacher_steps" --batch $((batch + kd_batch)) \
     --lr "$teacher_lr" --eval-input "$d/heldout.txt" --eval-every 25 --seed 1 \
     --metrics "$work/teacher.jsonl" --quiet --json "${threads_arg[@]}"
 
+# Labels of an earlier teacher cannot be resumed or mixed (distill refuses them).
+if ((stage_ran)); then rm -f "$work"/labels-*.db "$work"/labels-*.db-wal "$work"/labels-*.db-shm; fi
+
 # 3. Distill the unlabeled archive with the teacher.
-run_stage distill build/distill --teacher "$work/teacher.ckpt" --db "$labels_db" \
+run_stage distill 2 "$work/teacher.ckpt" "$d/unlabeled.tar.zst" build/distill --teacher "$work/teacher.ckpt" --db "$labels_db" \
     --input "$d/unlabeled.tar.zst" --records fortune --labels "$labels" --quiet --json "${threads_arg[@]}"
 
 # 4-6. Students: baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens).
@@ -185,17 +204,18 @@ student_common() { # SEED
     echo "--gt $d/gt.txt --records fortune --tokenizer $work/teacher.ckpt $(shape_args "$student")"
     echo "--steps $student_steps --lr $student_lr --eval-input $d/heldout.txt --eval-every 25 --seed $1"
 }
+student_inputs=("$d/gt.txt" "$d/heldout.txt" "$work/teacher.ckpt")
 for seed in $(seq 1 "$seeds"); do
     common=$(student_common "$seed")
     # shellcheck disable=SC2086
-    run_stage "baseline-s$seed" build/train $common --batch $((batch + kd_batch)) \
+    run_stage "baseline-s$seed" 3 "${student_inputs[@]}" build/train $common --batch $((batch + kd_batch)) \
         --out "$work/baseline-s$seed.ckpt" --metrics "$work/baseline-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
     # shellcheck disable=SC2086
-    run_stage "w2s-s$seed" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
+    run_stage "w2s-s$seed" 4 "${student_inputs[@]}" "$labels_db" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
         --labels "$labels_db" --alpha "$alpha" --tau "$tau" --kd-tail "$kd_tail" --aux-conf "$aux_conf" \
         --out "$work/w2s-s$seed.ckpt" --metrics "$work/w2s-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
     # shellcheck disable=SC2086
-    run_stage "ceiling-s$seed" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
+    run_stage "ceiling-s$seed" 4 "${student_inputs[@]}" "$labels_db" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
         --labels "$labels_db" --labels-hard --alpha "$alpha" \
         --out "$work/ceiling-s$seed.ckpt" --metrics "$work/ceiling-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
 done
@@ -204,7 +224,7 @@ done
 models=(teacher)
 for seed in $(seq 1 "$seeds"); do models+=("baseline-s$seed" "w2s-s$seed" "ceiling-s$seed"); done
 for m in "${models[@]}"; do
-    run_stage "eval-$m" build/train --eval --model "$work/$m.ckpt" --input "$d/test.txt" \
+    run_stage "eval-$m" 2 "$work/$m.ckpt" "$d/test.txt" build/train --eval --model "$work/$m.ckpt" --input "$d/test.txt" \
         --records fortune --json "${threads_arg[@]}"
 done
 
