@@ -1,5 +1,6 @@
 /* End-to-end test: `pipeline.sh --quick` runs every stage (split, teacher,
- * distill, three students, evaluation) and writes a report with the table.
+ * distill, three students, evaluation) and writes a report with the table;
+ * reruns skip exactly the stages whose command and inputs are unchanged.
  * Skipped under the sanitizer build, which does not build the programs the
  * pipeline runs (W2S_ASAN is set by `make asan`). */
 #include <setjmp.h>
@@ -49,6 +50,26 @@ static void test_quick_pipeline(void **state)
                           "| w2s-s1 |", "| ceiling-s1 |", "PGR"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         assert_non_null(strstr((const char *)text, want[i]));
+    free(text);
+
+    /* A rerun does nothing; a retrained teacher (another step count) makes
+     * its labels, the students and the evaluations run again even where
+     * their command lines are unchanged, and leaves no stale database. */
+    snprintf(cmd, sizeof cmd, "./pipeline.sh --quick --out %s/work --reports %s/runs > %s/again 2>&1 && "
+             "./pipeline.sh --quick --teacher-steps 31 --out %s/work --reports %s/runs > %s/retrain 2>&1",
+             dir, dir, dir, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/again", dir);
+    assert_int_equal(file_read_all(path, &text, &len), 0);
+    assert_null(strstr((const char *)text, "== teacher\n"));
+    assert_non_null(strstr((const char *)text, "== eval-w2s-s1: up to date"));
+    free(text);
+    snprintf(path, sizeof path, "%s/retrain", dir);
+    assert_int_equal(file_read_all(path, &text, &len), 0);
+    const char *rerun[] = {"== teacher\n", "== distill\n", "== w2s-s1\n", "== eval-teacher\n", "== eval-w2s-s1\n"};
+    for (size_t i = 0; i < sizeof rerun / sizeof *rerun; i++)
+        assert_non_null(strstr((const char *)text, rerun[i]));
     free(text);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
