@@ -6,8 +6,8 @@
 #   the same windows) -> evaluate all four on the test split -> report.
 #
 # Stage outputs live in a work directory and each stage is skipped when its
-# output is complete and its command has not changed, so labels are computed
-# once and students are cheap to rerun. Every run writes a report directory
+# output is complete and neither its command nor its inputs changed, so
+# labels are computed once and students are cheap to rerun. Every run writes a report directory
 # runs/<timestamp>/ with report.md, the exact commands and a loss-curve plot.
 set -euo pipefail
 
