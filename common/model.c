@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,9 +88,14 @@ static size_t layout_acts(model *m, float *base)
     size_t L = (size_t)m->cfg.layers, C = (size_t)m->cfg.channels, H = (size_t)m->cfg.heads,
            T = (size_t)m->cfg.seq_len, V = (size_t)m->cfg.vocab, B = (size_t)m->max_rows;
     size_t BT = B * T, used = 0;
+    size_t R = L + 1;
+    if (!m->grads) {   /* inference: one layer's slots, two residual ones */
+        L = 1;
+        R = 2;
+    }
 #define CARVE(field, count) \
     do { m->field = base ? base + used : NULL; used += ((count) + 15) & ~(size_t)15; } while (0)
-    CARVE(resid, (L + 1) * BT * C);
+    CARVE(resid, R * BT * C);
     CARVE(mid, L * BT * C);
     CARVE(ln1, L * BT * C);
     CARVE(ln1_mean, L * BT);
@@ -106,16 +112,18 @@ static size_t layout_acts(model *m, float *base)
     CARVE(lnf_mean, BT);
     CARVE(lnf_rstd, BT);
     CARVE(logits, BT * V);
-    CARVE(dresid, BT * C);
-    CARVE(dln, BT * C);
-    CARVE(datty, BT * C);
-    CARVE(dwide, BT * 4 * C);
-    CARVE(dscratch, (size_t)m->threads * T * T);
+    if (m->grads) {
+        CARVE(dresid, BT * C);
+        CARVE(dln, BT * C);
+        CARVE(datty, BT * C);
+        CARVE(dwide, BT * 4 * C);
+        CARVE(dscratch, (size_t)m->threads * T * T);
+    }
 #undef CARVE
     return used;
 }
 
-model *model_create(const model_config *cfg, int max_rows, int threads)
+static model *create(const model_config *cfg, int max_rows, int threads, bool training)
 {
     if (model_config_check(cfg) < 0)
         return NULL;
@@ -143,13 +151,14 @@ model *model_create(const model_config *cfg, int max_rows, int threads)
         m->offset[i + 1] = m->offset[i] + size[i];
     m->num_params = m->offset[MODEL_NUM_TENSORS];
     size_t pbytes = m->num_params * sizeof(float);
-    if (!(m->params = mem_alloc_big(pbytes, "model parameters")) ||
-        !(m->grads = mem_alloc_big(pbytes, "model gradients")) ||
-        !(m->adam_m = mem_alloc_big(pbytes, "AdamW first moments")) ||
-        !(m->adam_v = mem_alloc_big(pbytes, "AdamW second moments")))
+    if (!(m->params = mem_alloc_big(pbytes, "model parameters")))
         goto fail;
-    if (m->threads > 1 &&
-        !(m->partial = mem_alloc_big((size_t)(m->threads - 1) * pbytes, "per-thread gradients")))
+    if (training &&
+        (!(m->grads = mem_alloc_big(pbytes, "model gradients")) ||
+         !(m->adam_m = mem_alloc_big(pbytes, "AdamW first moments")) ||
+         !(m->adam_v = mem_alloc_big(pbytes, "AdamW second moments")) ||
+         (m->threads > 1 &&
+          !(m->partial = mem_alloc_big((size_t)(m->threads - 1) * pbytes, "per-thread gradients")))))
         goto fail;
     size_t nacts = layout_acts(m, NULL);
     if (!(m->acts = mem_alloc_big(nacts * sizeof(float), "model activations")))
@@ -167,6 +176,16 @@ model *model_create(const model_config *cfg, int max_rows, int threads)
 fail:
     model_free(m);
     return NULL;
+}
+
+model *model_create(const model_config *cfg, int max_rows, int threads)
+{
+    return create(cfg, max_rows, threads, true);
+}
+
+model *model_create_inference(const model_config *cfg, int max_rows, int threads)
+{
+    return create(cfg, max_rows, threads, false);
 }
 
 void model_free(model *m)
@@ -220,6 +239,8 @@ void model_init_gpt2(model *m, uint64_t seed)
         for (size_t k = 0; k < n; k++)
             p[k] = std > 0.0f ? std * rng_normal(&rng) : fill;
     }
-    memset(m->adam_m, 0, m->num_params * sizeof(float));
-    memset(m->adam_v, 0, m->num_params * sizeof(float));
+    if (m->adam_m) {
+        memset(m->adam_m, 0, m->num_params * sizeof(float));
+        memset(m->adam_v, 0, m->num_params * sizeof(float));
+    }
 }

@@ -2,7 +2,8 @@
  *
  * A model owns five contiguous buffers sized once from its config: parameters,
  * gradients, AdamW first and second moments (all in the DESIGN §3 order), and
- * activations for up to max_rows rows of seq_len tokens. Every page is touched
+ * activations for up to max_rows rows of seq_len tokens (an inference model:
+ * parameters and one layer's activations only). Every page is touched
  * at creation; forward, backward and the optimiser step never allocate. Inputs
  * are packed rows (common/window.h): pos[] is both the position-embedding index
  * and the attention bound, so several windows share a row without seeing each
@@ -40,6 +41,11 @@ typedef struct model model;
  * Memory: besides the buffers, threads - 1 extra gradient copies.
  * @return the model, or NULL with a message (invalid config, out of memory). */
 model *model_create(const model_config *cfg, int max_rows, int threads);
+/* A model that is only run forward (a teacher, an evaluation): parameters
+ * and one layer's activations, reused by every layer; no gradients or AdamW
+ * moments (model_grads, model_adam_m and model_adam_v are NULL,
+ * model_backward does nothing). Logits are bit-identical to model_create's. */
+model *model_create_inference(const model_config *cfg, int max_rows, int threads);
 void model_free(model *m);
 const model_config *model_get_config(const model *m);
 size_t model_num_params(const model *m);
@@ -83,7 +89,8 @@ typedef struct adamw_config { float lr, beta1, beta2, eps, weight_decay, clip; }
  * Decoupled weight decay applies to the 2-D weight matrices only: wte, wpe
  * (GPT-2 practice: embeddings decay like the other matrices), qkv.w,
  * attn_proj.w, fc.w, fc_proj.w; never to biases or LayerNorm parameters.
- * @return the global gradient L2 norm before clipping. */
+ * @return the global gradient L2 norm before clipping (0 and nothing done
+ * on an inference model). */
 float model_adamw_step(model *m, const adamw_config *cfg, long step);
 /* Learning rate of 1-based step: linear warm-up from peak/warmup to peak over
  * warmup steps, then cosine decay to 10% of peak at step total (held there

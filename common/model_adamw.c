@@ -108,6 +108,8 @@ static void adamw_region(void *ctx, int tid, int nthreads)
 
 float model_adamw_step(model *m, const adamw_config *cfg, long step)
 {
+    if (!m->grads)
+        return 0.0f;
     adamw_job job = {m, cfg, step < 1 ? 1 : step, 0.0f};
     parallel_run(m->pool, adamw_region, &job);
     return job.norm;

@@ -27,7 +27,8 @@ struct model {
     float *acts;     /* every activation and backward scratch buffer below */
     /* Forward activations; per-layer tensors are strided by capacity
      * (max_rows * seq_len tokens), each layer compact in (rows, t). */
-    float *resid;    /* (L + 1, BT, C): embeddings, then each block's output */
+    float *resid;    /* (L + 1, BT, C): embeddings, then each block's output
+                      * (inference models: model_resid_slot) */
     float *mid;      /* (L, BT, C): residual after attention */
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty;
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fcg;
@@ -42,6 +43,19 @@ struct model {
     int threads;
     double *thread_sums; /* (threads): per-thread partial sums */
 };
+
+/* Where layer l's activations sit, in tokens of per-layer stride: an
+ * inference model (no gradients) keeps one layer's slots and alternates two
+ * residual ones, since nothing is kept for a backward pass. */
+static inline long model_layer_slot(const model *m, int l)
+{
+    return m->grads ? l : 0;
+}
+
+static inline long model_resid_slot(const model *m, int l)
+{
+    return m->grads ? l : l % 2;
+}
 
 /* Tensor i of a flat buffer laid out like the parameters. */
 static inline float *model_tensor(const model *m, float *base, int i)

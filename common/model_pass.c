@@ -44,12 +44,12 @@ static void forward_rows(model *m, int tid, int r0, int r1)
     model_embed_forward(m->resid + o * C, m->tokens + o, pos, model_tensor(m, p, MODEL_WTE),
                         model_tensor(m, p, MODEL_WPE), N, C);
     for (int l = 0; l < c->layers; l++) {
-        long lo = l * cap + o;
-        const float *x = m->resid + lo * C;
-        float *mid = m->mid + lo * C, *out = m->resid + (lo + cap) * C;
+        long lo = model_layer_slot(m, l) * cap + o;
+        const float *x = m->resid + (model_resid_slot(m, l) * cap + o) * C;
+        float *out = m->resid + (model_resid_slot(m, l + 1) * cap + o) * C, *mid = m->mid + lo * C;
         float *ln1 = m->ln1 + lo * C, *ln2 = m->ln2 + lo * C, *qkv = m->qkv + lo * 3 * C;
         float *atty = m->atty + lo * C, *fch = m->fch + lo * 4 * C, *fcg = m->fcg + lo * 4 * C;
-        float *att = m->att + (long)l * m->max_rows * H * c->seq_len * c->seq_len +
+        float *att = m->att + model_layer_slot(m, l) * m->max_rows * H * c->seq_len * c->seq_len +
                      (long)r0 * H * t * t;
         model_layernorm_forward(ln1, m->ln1_mean + lo, m->ln1_rstd + lo, x,
                                 model_tensor(m, p, MODEL_LN1W) + l * C,
@@ -68,7 +68,7 @@ static void forward_rows(model *m, int tid, int r0, int r1)
         model_matmul_forward(out, mid, fcg, model_tensor(m, p, MODEL_FPW) + (long)l * 4 * C * C,
                              model_tensor(m, p, MODEL_FPB) + l * C, N, 4 * C, C);
     }
-    float *x = m->resid + ((long)c->layers * cap + o) * C;
+    float *x = m->resid + (model_resid_slot(m, c->layers) * cap + o) * C;
     model_layernorm_forward(m->lnf + o * C, m->lnf_mean + o, m->lnf_rstd + o, x,
                             model_tensor(m, p, MODEL_LNFW), model_tensor(m, p, MODEL_LNFB), N, C);
     model_matmul_forward(m->logits + o * c->vocab, NULL, m->lnf + o * C,
@@ -205,7 +205,7 @@ static void backward_region(void *ctx, int tid, int nthreads)
 
 void model_backward(model *m)
 {
-    if (m->t == 0)
+    if (m->t == 0 || !m->grads)
         return;
     parallel_run(m->pool, backward_region, m);
 }

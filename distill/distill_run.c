@@ -245,7 +245,7 @@ static int open_teacher(run *r)
     r->check_db = labels_db_open_write(o->db, &meta);
     if (!r->check_db)
         goto done;
-    r->m = model_create(&r->cfg, r->B, o->threads);
+    r->m = model_create_inference(&r->cfg, r->B, o->threads);
     if (!r->m)
         goto done;
     memcpy(model_params(r->m), ck.params, model_num_params(r->m) * sizeof(float));

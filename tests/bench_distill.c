@@ -353,7 +353,14 @@ static void bench_teacher(const char *preset, int train_steps, const char *prefi
     if (checkpoint_write(teacher, &ck) < 0)
         die(teacher);
 
-    /* Forward only, same windows and packing as distill. */
+    /* Forward only, same windows and packing as distill, on the same kind of
+     * model distill runs (forward buffers only). */
+    model *teacher_model = model_create_inference(&cfg, BATCH, 0);
+    if (!teacher_model)
+        die("model_create_inference");
+    memcpy(model_params(teacher_model), model_params(m), model_num_params(m) * sizeof(float));
+    model_free(m);
+    m = f.m = teacher_model;
     f.training = false;
     f.seconds = 0;
     f.positions = f.windows = f.batches = 0;

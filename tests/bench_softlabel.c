@@ -298,7 +298,7 @@ static int make_real(dataset *d, const char *ckpt)
     int n_files = fortune_files(1, files);
     d->vocab = l.V;
     l.tok = tok_deserialize(ck.tokenizer, ck.tokenizer_len);
-    l.m = model_create(&ck.config, FORWARD_ROWS, 0);
+    l.m = model_create_inference(&ck.config, FORWARD_ROWS, 0);
     l.tokens = mem_alloc((size_t)FORWARD_ROWS * l.T * sizeof *l.tokens, "tokens");
     l.pos = mem_alloc((size_t)FORWARD_ROWS * l.T * sizeof *l.pos, "positions");
     l.scratch = mem_alloc(topk_scratch_bytes(l.V), "top-k scratch");

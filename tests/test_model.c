@@ -777,6 +777,33 @@ static void test_determinism(void **state)
     unlink(b);
 }
 
+/* An inference model gives the training model's logits bit for bit (toy
+ * has two layers, so the shared layer slots and the alternating residual
+ * are both used) and holds no gradients. */
+static void test_inference_model(void **state)
+{
+    (void)state;
+    for (int threads = 1; threads <= 2; threads++) {
+        model *train = model_create(&toy, 2, threads), *infer = model_create_inference(&toy, 2, threads);
+        assert_non_null(train);
+        assert_non_null(infer);
+        toy_params(train, 12);
+        memcpy(model_params(infer), model_params(train), model_num_params(train) * sizeof(float));
+        const float *want = model_forward(train, toy_tok, toy_pos, 2, 8);
+        const float *got = model_forward(infer, toy_tok, toy_pos, 2, 8);
+        assert_non_null(want);
+        assert_non_null(got);
+        assert_memory_equal(got, want, 16 * (size_t)toy.vocab * sizeof(float));
+        assert_null(model_grads(infer));
+        assert_null(model_adam_m(infer));
+        model_backward(infer);
+        adamw_config cfg = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+        assert_true(model_adamw_step(infer, &cfg, 1) == 0.0f);
+        model_free(train);
+        model_free(infer);
+    }
+}
+
 static void test_adamw(void **state)
 {
     (void)state;
@@ -848,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_loss_at_init),
         cmocka_unit_test(test_overfit),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_inference_model),
         cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_lr_schedule),
     };
