@@ -14,7 +14,7 @@
  * polynomial (relative error ~1e-7) and the sums for the normaliser, the
  * entropy and the mass below t0, accumulated per block in float and across
  * blocks in double; (3) the few entries >= t0 (about 1.3 k), ranked by
- * insertion into the k-entry result. The tail mass is summed directly over the entries left out, never
+ * insertion into the k-entry result (by a heap for k > 256). The tail mass is summed directly over the entries left out, never
  * as 1 - sum(top-k), so it keeps its relative accuracy (~1e-6) even at
  * 1e-12. Nothing is allocated; the caller provides scratch.
  *

@@ -83,6 +83,16 @@ static void test_ties_rank_by_id(void **state)
         x[i] = (float)(i % 7);   /* many equal logits */
     for (int k = 1; k <= V; k += 13)
         check_row(x, V, k, 3);
+    /* The same past the insertion limit, where a heap ranks. */
+    enum { WIDE = 2000 };
+    float *wide = malloc(WIDE * sizeof *wide);
+    assert_non_null(wide);
+    for (int i = 0; i < WIDE; i++)
+        wide[i] = (float)(i % 7);
+    const int wide_ks[] = {256, 257, 300, 1000, WIDE};
+    for (size_t j = 0; j < sizeof wide_ks / sizeof *wide_ks; j++)
+        check_row(wide, WIDE, wide_ks[j], 3);
+    free(wide);
     int32_t ids[5];
     float lp[5];
     static char scratch[V * 8];
