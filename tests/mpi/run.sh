@@ -1,9 +1,13 @@
 #!/bin/sh
 # `make test-mpi`: the MPI build ($BUILD, default build/mpi) under
 # `mpirun -np 2` on this machine (DESIGN §11, issue 9). Makes a small corpus
-# from the repository's own text, a tiny teacher and its labels, then checks:
+# (tests/mpi/text.awk), a tiny teacher and its labels, then checks:
 #   - train: -np 1 and -np 2 give the same losses (1e-5 relative) at each of
-#     50 logged steps, with a batch whose rows split unevenly over the ranks;
+#     50 logged steps, with a batch whose rows split unevenly over the ranks.
+#     The rate (1e-3) keeps the run out of the chaotic regime where a rare
+#     gradient spike (measured: norm 20 against 0.4, on one batch in nine
+#     corpora at 3e-3) turns float summation order into 1e-5 of the loss;
+#     here the ranks agree to about 1e-8;
 #   - train: a -np 2 run stopped and resumed ends with the checkpoint of an
 #     uninterrupted -np 2 run, and only rank 0 writes files;
 #   - distill: 2 ranks give the same rows as one process, and a rerun
@@ -25,11 +29,12 @@ check() { what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 run() { mpirun --allow-run-as-root --oversubscribe -np "$@"; }
 finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
 
-# ---- data: repository text copied once, so concurrent edits cannot matter
+# ---- data: generated, the same on every machine and at every commit
 mkdir -p "$tmp/data"
-cat README.md schemas/*.md > "$tmp/data/gt.txt"
-cat common/*.c > "$tmp/data/unlabeled.txt"
-head -c 20000 common/model.h > "$tmp/data/heldout.txt"
+text() { awk -v seed="$1" -v paragraphs="$2" -f tests/mpi/text.awk; }
+text 1 700 > "$tmp/data/gt.txt"
+text 101 1200 > "$tmp/data/unlabeled.txt"
+text 201 150 > "$tmp/data/heldout.txt"
 shape="--layers 1 --heads 2 --channels 32 --seq 32"
 if ! run 1 "$train" --gt "$tmp/data/gt.txt" --records paragraph --out "$tmp/teacher.ckpt" --vocab 300 \
         $shape --steps 20 --batch 8 --lr 4e-3 --seed 1 --threads 1 --quiet >"$tmp/teacher.log" 2>&1; then
@@ -111,7 +116,7 @@ check "distill 2 ranks: rerun resumes every shard" resume_distill
 # ---- train: -np 1 vs -np 2. 4 GT + 3 labeled rows: rank 0 takes 3 GT rows,
 # rank 1 one GT row and the labeled ones.
 student="--gt $tmp/data/gt.txt --records paragraph --tokenizer $tmp/teacher.ckpt --layers 2 --heads 2
-    --channels 48 --seq 32 --steps 50 --lr 3e-3 --eval-input $tmp/data/heldout.txt --eval-every 10
+    --channels 48 --seq 32 --steps 50 --lr 1e-3 --eval-input $tmp/data/heldout.txt --eval-every 10
     --seed 3 --batch 4 --kd-batch 3 --labels $tmp/one.db --alpha 0.5 --threads 1 --quiet"
 student() { # student NAME NP [options]
     name=$1 np=$2; shift 2
