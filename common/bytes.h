@@ -1,6 +1,6 @@
 /* bytes: little-endian integer put/get on byte buffers, the one byte order of
  * every w2s file format (checkpoint, tokenizer blob, train state, labels.db
- * token blobs). Header-only so the SQLite extension and the fuzz targets get
+ * token blobs, soft-label blob headers). Header-only so the SQLite extension and the fuzz targets get
  * them without linking anything. The caller guarantees room for the width;
  * nothing here checks bounds. */
 #ifndef W2S_BYTES_H

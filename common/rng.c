@@ -2,6 +2,7 @@
 #include "rng.h"
 
 #include <math.h>
+#include <string.h>
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -68,4 +69,33 @@ void rng_shuffle_u32(rng_state *rng, uint32_t *values, size_t n)
         values[i - 1] = values[j];
         values[j] = t;
     }
+}
+
+int rng_draw_counts(rng_state *rng, const double *cdf, int V, int n, int32_t *ids, uint8_t *counts,
+                    double *mass)
+{
+    double total = cdf[V - 1];
+    memset(counts, 0, (size_t)n);
+    int d = 0;
+    *mass = 0.0;
+    for (int s = 0; s < n; s++) {
+        double u = (double)(rng_next(rng) >> 11) * 0x1p-53 * total;
+        int lo = 0, hi = V - 1;
+        while (lo < hi) {   /* the first v with cdf[v] > u */
+            int mid = lo + (hi - lo) / 2;
+            if (cdf[mid] > u)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        int at = 0;
+        while (at < d && ids[at] != lo)
+            at++;
+        if (at == d) {
+            ids[d++] = lo;
+            *mass += (lo ? cdf[lo] - cdf[lo - 1] : cdf[0]) / total;
+        }
+        counts[at]++;
+    }
+    return d;
 }

@@ -22,5 +22,13 @@ float rng_uniform(rng_state *rng);
 float rng_normal(rng_state *rng);
 /* Fisher-Yates shuffle of n 32-bit values. */
 void rng_shuffle_u32(rng_state *rng, uint32_t *values, size_t n);
+/* n draws with replacement from the weights whose running sums are
+ * cdf[0..V-1] (nondecreasing, cdf[V-1] > 0): each a 53-bit uniform scaled to
+ * the total, located by binary search (a weight of 0 is never drawn). The
+ * distinct ids go to ids[0..d-1] in order of first draw with their counts in
+ * counts[0..d-1] (counts has room for n, zeroed here); *mass = their share
+ * of the total. @return d. */
+int rng_draw_counts(rng_state *rng, const double *cdf, int V, int n, int32_t *ids, uint8_t *counts,
+                    double *mass);
 
 #endif

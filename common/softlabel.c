@@ -312,9 +312,9 @@ int softlabel_encode(softlabel_codec *c, const int32_t *ids, const float *logpro
     o[1] = 'L';
     o[2] = SOFTLABEL_CODEC_VERSION;
     o[3] = 0;
-    softlabel_put_u32(o + 4, (uint32_t)n_pos);
-    softlabel_put_u16(o + 8, (unsigned)k);
-    softlabel_put_u16(o + 10, (unsigned)(vocab - 1));
+    bytes_put_u32(o + 4, (uint32_t)n_pos);
+    bytes_put_u16(o + 8, (unsigned)k);
+    bytes_put_u16(o + 10, (unsigned)(vocab - 1));
     size_t frame_len = 0;
     TRY(softlabel_compress_planes(c, l.off, N_PLANES, o + HEADER_SIZE, bound - HEADER_SIZE, &frame_len));
     *out_len = HEADER_SIZE + frame_len;
@@ -335,8 +335,8 @@ int softlabel_peek_info(const unsigned char *blob, size_t len, softlabel_info *i
     int want_kind = blob[2] == SOFTLABEL_SAMPLED_VERSION ? SOFTLABEL_KIND_SAMPLED : SOFTLABEL_KIND_TOPK;
     if (blob[3] != want_kind)
         return err_set("soft-label blob: unknown label kind %d for codec version %d", blob[3], blob[2]);
-    uint32_t np = softlabel_get_u32(blob + 4);
-    unsigned kk = softlabel_get_u16(blob + 8), v = softlabel_get_u16(blob + 10) + 1u;
+    uint32_t np = bytes_get_u32(blob + 4);
+    unsigned kk = bytes_get_u16(blob + 8), v = bytes_get_u16(blob + 10) + 1u;
     if (np < 1 || np > SOFTLABEL_MAX_POS)
         return err_set("soft-label blob: n_pos %u outside 1..%d", np, SOFTLABEL_MAX_POS);
     info->version = blob[2];
@@ -355,7 +355,7 @@ int softlabel_peek_info(const unsigned char *blob, size_t len, softlabel_info *i
     if (len < SOFTLABEL_SAMPLED_HEADER_SIZE)
         return err_set("soft-label blob: %zu bytes, shorter than its %d-byte header", len,
                        SOFTLABEL_SAMPLED_HEADER_SIZE);
-    uint32_t entries = softlabel_get_u32(blob + 12);
+    uint32_t entries = bytes_get_u32(blob + 12);
     unsigned widest = kk < v ? kk : v;   /* distinct ids per position */
     if (entries < np || entries > (uint64_t)np * widest)
         return err_set("soft-label blob: %u entries for %u positions of at most %u distinct ids", entries,

@@ -1,6 +1,6 @@
 /* softlabel_internal: what the two blob kinds of the soft-label codec share
  * (softlabel.c: top-k and the header; softlabel_sampled.c: sampled labels):
- * the codec's scratch, little-endian helpers, the move-to-front list and the
+ * the codec's scratch, the move-to-front list and the
  * zstd framing of byte planes. Not a public API: only the codec's files
  * include it. */
 #ifndef W2S_SOFTLABEL_INTERNAL_H
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "bytes.h"
 #include "softlabel.h"
 
 #define SOFTLABEL_HEADER_SIZE 12          /* top-k header */
@@ -27,28 +28,6 @@ struct softlabel_codec {
     uint32_t *pairs;     size_t pairs_cap;  /* sampled: a position's (count, id) pairs */
     double prob_high[256], prob_low[256];   /* exp(-256 i / 1024), exp(-i / 1024) */
 };
-
-static inline void softlabel_put_u16(unsigned char *p, unsigned v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-}
-
-static inline void softlabel_put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static inline unsigned softlabel_get_u16(const unsigned char *p)
-{
-    return p[0] | (unsigned)p[1] << 8;
-}
-
-static inline uint32_t softlabel_get_u32(const unsigned char *p)
-{
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static inline void softlabel_mtf_reset(uint16_t *list, int vocab)
 {

@@ -138,10 +138,10 @@ int softlabel_encode_sampled(softlabel_codec *c, const int32_t *ids, const uint8
     o[1] = 'L';
     o[2] = SOFTLABEL_SAMPLED_VERSION;
     o[3] = SOFTLABEL_KIND_SAMPLED;
-    softlabel_put_u32(o + 4, (uint32_t)n_pos);
-    softlabel_put_u16(o + 8, (unsigned)n_samples);
-    softlabel_put_u16(o + 10, (unsigned)(vocab - 1));
-    softlabel_put_u32(o + 12, (uint32_t)entries);
+    bytes_put_u32(o + 4, (uint32_t)n_pos);
+    bytes_put_u16(o + 8, (unsigned)n_samples);
+    bytes_put_u16(o + 10, (unsigned)(vocab - 1));
+    bytes_put_u32(o + 12, (uint32_t)entries);
     size_t frame_len = 0;
     TRY(softlabel_compress_planes(c, off, N_PLANES, o + HEADER_SIZE, bound - HEADER_SIZE, &frame_len));
     *out_len = HEADER_SIZE + frame_len;

@@ -34,28 +34,7 @@ int distill_sample_row(const float *logits, int V, int n, uint64_t key, double *
         cdf[v] = total += (double)expf(logits[v] - max);
     rng_state rng;
     rng_seed(&rng, key);
-    memset(counts, 0, (size_t)n);
-    int d = 0;
-    *mass = 0.0;
-    for (int s = 0; s < n; s++) {
-        double u = (double)(rng_next(&rng) >> 11) * 0x1p-53 * total;
-        int lo = 0, hi = V - 1;
-        while (lo < hi) {   /* the first v with cdf[v] > u */
-            int mid = lo + (hi - lo) / 2;
-            if (cdf[mid] > u)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        int at = 0;
-        while (at < d && ids[at] != lo)
-            at++;
-        if (at == d) {
-            ids[d++] = lo;
-            *mass += (lo ? cdf[lo] - cdf[lo - 1] : cdf[0]) / total;
-        }
-        counts[at]++;
-    }
+    int d = rng_draw_counts(&rng, cdf, V, n, ids, counts, mass);
     for (int r = d; r < n; r++)
         ids[r] = ids[0];
     return d;

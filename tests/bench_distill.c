@@ -31,6 +31,7 @@
 #include "model.h"
 #include "progress.h"
 #include "softlabel.h"
+#include "support_fixtures.h"
 #include "tokenizer.h"
 #include "topk.h"
 #include "window.h"
@@ -45,18 +46,6 @@ static void die(const char *what)
 {
     fprintf(stderr, "bench_distill: %s: %s\n", what, err_message());
     exit(1);
-}
-
-static void emit(const char *name, double value, const char *unit)
-{
-    printf("  %-34s %12.3f %s\n", name, value, unit);
-    char path[512];
-    snprintf(path, sizeof path, "%s/bench.jsonl", build_dir);
-    FILE *f = fopen(path, "a");
-    if (!f)
-        return;
-    fprintf(f, "{\"bench\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"}\n", name, value, unit);
-    fclose(f);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -402,7 +391,7 @@ static void bench_teacher(const char *preset, int train_steps, const char *prefi
     for (size_t i = 0; i < sizeof out / sizeof *out; i++) {
         char name[96];
         snprintf(name, sizeof name, "%s%s", prefix, out[i].what);
-        emit(name, out[i].value, out[i].unit);
+        sfix_bench_emit(name, out[i].value, out[i].unit);
     }
     free(f.tokens);
     free(f.pos);

@@ -23,19 +23,6 @@
 #define N_SEQ 200                   /* 25,400 positions */
 #define N_SAMPLES 50
 
-static void emit(const char *bench, double value, const char *unit)
-{
-    printf("%-40s %12.6g %s\n", bench, value, unit);
-    const char *dir = getenv("BUILD");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/bench.jsonl", dir && *dir ? dir : "build");
-    FILE *f = fopen(path, "a");
-    if (!f)
-        return;
-    fprintf(f, "{\"bench\": \"%s\", \"value\": %.9g, \"unit\": \"%s\"}\n", bench, value, unit);
-    fclose(f);
-}
-
 /* The teacher's next-token distributions: (N_SEQ * SEQ_POS, VOCAB) probs. */
 static float *make_teacher(uint64_t seed)
 {
@@ -103,29 +90,7 @@ static int sample(const float *p, double *cdf, rng_state *rng, int32_t *ids, uin
     double acc = 0.0;
     for (int v = 0; v < VOCAB; v++)
         cdf[v] = acc += p[v];
-    memset(counts, 0, N_SAMPLES);
-    int d = 0;
-    *mass = 0.0;
-    for (int s = 0; s < N_SAMPLES; s++) {
-        double u = (double)(rng_next(rng) >> 11) * 0x1p-53 * acc;
-        int lo = 0, hi = VOCAB - 1;
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            if (cdf[mid] > u)
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        int at = 0;
-        while (at < d && ids[at] != lo)
-            at++;
-        if (at == d) {
-            ids[d++] = lo;
-            *mass += p[lo];
-        }
-        counts[at]++;
-    }
-    return d;
+    return rng_draw_counts(rng, cdf, VOCAB, N_SAMPLES, ids, counts, mass);
 }
 
 typedef struct kind_result {
@@ -258,15 +223,15 @@ int main(void)
             }
         }
     double t_dec = time_now() - t0;
-    emit("labels_bytes_per_position_topk32", (double)k32.bytes / n, "bytes");
-    emit("labels_bytes_per_position_topk12", (double)k12.bytes / n, "bytes");
-    emit("labels_bytes_per_position_sample50", (double)s50.bytes / n, "bytes");
-    emit("labels_distinct_ids_per_position_sample50", distinct / n, "ids");
-    emit("labels_teacher_mass_covered_topk32", k32.mass / n, "probability");
-    emit("labels_teacher_mass_covered_topk12", k12.mass / n, "probability");
-    emit("labels_teacher_mass_covered_sample50", s50.mass / n, "probability");
-    emit("labels_sample50_encode_positions_per_s", n / s50.seconds_enc, "positions/s");
-    emit("labels_sample50_decode_positions_per_s", reps * n / t_dec, "positions/s");
+    sfix_bench_emit("labels_bytes_per_position_topk32", (double)k32.bytes / n, "bytes");
+    sfix_bench_emit("labels_bytes_per_position_topk12", (double)k12.bytes / n, "bytes");
+    sfix_bench_emit("labels_bytes_per_position_sample50", (double)s50.bytes / n, "bytes");
+    sfix_bench_emit("labels_distinct_ids_per_position_sample50", distinct / n, "ids");
+    sfix_bench_emit("labels_teacher_mass_covered_topk32", k32.mass / n, "probability");
+    sfix_bench_emit("labels_teacher_mass_covered_topk12", k12.mass / n, "probability");
+    sfix_bench_emit("labels_teacher_mass_covered_sample50", s50.mass / n, "probability");
+    sfix_bench_emit("labels_sample50_encode_positions_per_s", n / s50.seconds_enc, "positions/s");
+    sfix_bench_emit("labels_sample50_decode_positions_per_s", reps * n / t_dec, "positions/s");
     for (int s = 0; s < N_SEQ; s++)
         free(blobs[s]);
     free(blobs);

@@ -23,12 +23,11 @@
 #include "model.h"
 #include "progress.h"
 #include "rng.h"
+#include "support_fixtures.h"
 
 #define THREADS 2
 #define ROWS 8
 #define VOCAB 4096
-
-static FILE *jsonl;
 
 static double cpu_now(void)
 {
@@ -53,14 +52,6 @@ static void timing_stop(const timing *start, timing *best)
     double w = time_now() - start->wall, c = cpu_now() - start->cpu;
     best->wall = w < best->wall ? w : best->wall;
     best->cpu = c < best->cpu ? c : best->cpu;
-}
-
-static void emit(const char *bench, double value, const char *unit)
-{
-    printf("  %-34s %12.4g %s\n", bench, value, unit);
-    if (jsonl)
-        fprintf(jsonl, "{\"bench\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"}\n", bench, value,
-                unit);
 }
 
 /* GFLOPS of a 2048^3 sgemm with THREADS OpenBLAS threads, result checked:
@@ -175,23 +166,23 @@ static void bench_preset(const char *name, int train_steps, int fwd_steps, doubl
            name, cfg.layers, cfg.heads, cfg.channels, T, VOCAB, P, ROWS, T, THREADS, first, loss);
     char key[64];
     snprintf(key, sizeof key, "model_%s_flops_per_token_train", name);
-    emit(key, 6 * P, "FLOP/token");
+    sfix_bench_emit(key, 6 * P, "FLOP/token");
     snprintf(key, sizeof key, "model_%s_train_tokens_per_s", name);
-    emit(key, train_tps, "tokens/s");
+    sfix_bench_emit(key, train_tps, "tokens/s");
     snprintf(key, sizeof key, "model_%s_train_gflops", name);
-    emit(key, train_gflops, "GFLOPS");
+    sfix_bench_emit(key, train_gflops, "GFLOPS");
     snprintf(key, sizeof key, "model_%s_train_peak_fraction", name);
-    emit(key, train_gflops / peak, "fraction");
+    sfix_bench_emit(key, train_gflops / peak, "fraction");
     snprintf(key, sizeof key, "model_%s_train_peak_fraction_cpu", name);
-    emit(key, n * 6 * P / train.cpu / 1e9 / cpu_peak, "fraction");
+    sfix_bench_emit(key, n * 6 * P / train.cpu / 1e9 / cpu_peak, "fraction");
     snprintf(key, sizeof key, "model_%s_forward_tokens_per_s", name);
-    emit(key, fwd_tps, "tokens/s");
+    sfix_bench_emit(key, fwd_tps, "tokens/s");
     snprintf(key, sizeof key, "model_%s_forward_gflops", name);
-    emit(key, fwd_gflops, "GFLOPS");
+    sfix_bench_emit(key, fwd_gflops, "GFLOPS");
     snprintf(key, sizeof key, "model_%s_forward_peak_fraction", name);
-    emit(key, fwd_gflops / peak, "fraction");
+    sfix_bench_emit(key, fwd_gflops / peak, "fraction");
     snprintf(key, sizeof key, "model_%s_forward_peak_fraction_cpu", name);
-    emit(key, n * 2 * P / fwd.cpu / 1e9 / cpu_peak, "fraction");
+    sfix_bench_emit(key, n * 2 * P / fwd.cpu / 1e9 / cpu_peak, "fraction");
     free(tok);
     free(pos);
     free(tgt);
@@ -200,19 +191,11 @@ static void bench_preset(const char *name, int train_steps, int fwd_steps, doubl
 
 int main(void)
 {
-    const char *build = getenv("BUILD");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/bench.jsonl", build && *build ? build : "build");
-    jsonl = fopen(path, "a");
-    if (!jsonl)
-        fprintf(stderr, "bench_model: cannot append to %s; printing only\n", path);
     double cpu_peak, peak = sgemm_peak(&cpu_peak);
     printf("cblas_sgemm 2048^3, %d threads\n", THREADS);
-    emit("sgemm_2048_gflops", peak, "GFLOPS");
-    emit("sgemm_2048_gflops_per_cpu_s", cpu_peak, "GFLOP/CPU-s");
+    sfix_bench_emit("sgemm_2048_gflops", peak, "GFLOPS");
+    sfix_bench_emit("sgemm_2048_gflops_per_cpu_s", cpu_peak, "GFLOP/CPU-s");
     bench_preset("tiny", 30, 30, peak, cpu_peak);
     bench_preset("small", 4, 6, peak, cpu_peak);
-    if (jsonl)
-        fclose(jsonl);
     return 0;
 }

@@ -347,15 +347,7 @@ static void emit(const char *prefix, const char *bench, double value, const char
 {
     char name[128];
     snprintf(name, sizeof name, "softlabel_%s%s", prefix, bench);
-    printf("%-44s %12.6g %s\n", name, value, unit);
-    const char *dir = getenv("BUILD");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/bench.jsonl", dir && *dir ? dir : "build");
-    FILE *f = fopen(path, "a");
-    if (!f)
-        return;
-    fprintf(f, "{\"bench\": \"%s\", \"value\": %.9g, \"unit\": \"%s\"}\n", name, value, unit);
-    fclose(f);
+    sfix_bench_emit(name, value, unit);
 }
 
 /* Encodes every blob of d, verifies the round trip, reports size, KL and

@@ -20,14 +20,6 @@
 #define TRAIN_BYTES (5u << 20)
 #define MB (1u << 20)
 
-static FILE *jsonl;
-
-static void report(const char *bench, double value, const char *unit)
-{
-    if (jsonl)
-        fprintf(jsonl, "{\"bench\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"}\n", bench, value, unit);
-}
-
 /* English-like filler from a small word list (when no fortune files exist). */
 static unsigned char *generate_english(size_t want, size_t *len)
 {
@@ -86,12 +78,6 @@ static double time_encode(tokenizer *t, const unsigned char *text, size_t len, i
 
 int main(void)
 {
-    const char *dir = getenv("BUILD");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/bench.jsonl", dir && *dir ? dir : "build");
-    jsonl = fopen(path, "a");
-    if (!jsonl)
-        fprintf(stderr, "bench_tokenizer: cannot append to %s (printing only)\n", path);
 
     size_t src_len;
     unsigned char *src = sfix_load_fortunes(&src_len);
@@ -120,7 +106,7 @@ int main(void)
     }
     printf("train: vocab %d from %.1f MB of %s in %.2f s (target < 20 s: %.1fx under)\n",
            tok_vocab_size(t), TRAIN_BYTES / (double)MB, source, train_s, 20.0 / train_s);
-    report("tokenizer_train_4096_5MB", train_s, "s");
+    sfix_bench_record("tokenizer_train_4096_5MB", train_s, "s");
 
     /* Throughput on ordinary text (5 MB): cold cache first, then warm. */
     tokenizer *cold = NULL;
@@ -149,9 +135,9 @@ int main(void)
     double mbps = TRAIN_BYTES / (double)MB / enc_s, cold_mbps = TRAIN_BYTES / (double)MB / cold_s;
     printf("encode: %.1f MB/s warm, %.1f MB/s first pass (target >= 10 MB/s: %.1fx), %.3f tokens/byte\n",
            mbps, cold_mbps, cold_mbps / 10.0, (double)n_tok / TRAIN_BYTES);
-    report("tokenizer_encode_warm", mbps, "MB/s");
-    report("tokenizer_encode_first_pass", cold_mbps, "MB/s");
-    report("tokenizer_tokens_per_byte", (double)n_tok / TRAIN_BYTES, "tokens/byte");
+    sfix_bench_record("tokenizer_encode_warm", mbps, "MB/s");
+    sfix_bench_record("tokenizer_encode_first_pass", cold_mbps, "MB/s");
+    sfix_bench_record("tokenizer_tokens_per_byte", (double)n_tok / TRAIN_BYTES, "tokens/byte");
 
     /* Single-line records of 1 MB and 10 MB: time per MB must not grow. */
     const char *kinds[] = {"english_one_line", "random_letters", "spaces"};
@@ -179,9 +165,9 @@ int main(void)
                kinds[k], s1, s10, 10.0 / s10, ratio);
         char name[96];
         snprintf(name, sizeof name, "tokenizer_10MB_line_%s", kinds[k]);
-        report(name, s10, "s");
+        sfix_bench_record(name, s10, "s");
         snprintf(name, sizeof name, "tokenizer_10MB_vs_1MB_time_ratio_%s", kinds[k]);
-        report(name, ratio, "x");
+        sfix_bench_record(name, ratio, "x");
     }
 
     tok_free(t);
@@ -189,7 +175,5 @@ int main(void)
     free(text);
     free(back);
     free(ids);
-    if (jsonl)
-        fclose(jsonl);
     return 0;
 }

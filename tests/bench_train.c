@@ -27,24 +27,12 @@
 
 enum { K = 32 };
 
-static char dir[256], train_bin[512], jsonl[512];
+static char dir[256], train_bin[512];
 
 static void die(const char *what)
 {
     fprintf(stderr, "bench_train: %s: %s\n", what, err_message());
     exit(1);
-}
-
-static void record(const char *bench, double value, const char *unit)
-{
-    printf("%-40s %12.3f %s\n", bench, value, unit);
-    FILE *fp = fopen(jsonl, "a");
-    if (!fp) {
-        perror(jsonl);
-        exit(1);
-    }
-    fprintf(fp, "{\"bench\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"}\n", bench, value, unit);
-    fclose(fp);
 }
 
 /* Runs train in dir and returns the number after "key": in its stdout. */
@@ -219,9 +207,9 @@ static void bench_kernels(void)
         loss_cross_entropy(work, targets, N, V, 1.0f);
         best_ce = fmin(best_ce, time_now() - t0);
     }
-    record("kd_loss_position V=4096 k=32", best_kd / N * 1e9, "ns/position");
-    record("loss_cross_entropy V=4096", best_ce / N * 1e9, "ns/position");
-    record("kd_loss cost / ce cost", best_kd / best_ce, "ratio");
+    sfix_bench_emit("kd_loss_position V=4096 k=32", best_kd / N * 1e9, "ns/position");
+    sfix_bench_emit("loss_cross_entropy V=4096", best_ce / N * 1e9, "ns/position");
+    sfix_bench_emit("kd_loss cost / ce cost", best_kd / best_ce, "ratio");
     free(z);
     free(work);
     free(ids);
@@ -238,7 +226,6 @@ int main(void)
         return 1;
     snprintf(train_bin, sizeof train_bin, "%s%s%s/train", build[0] == '/' ? "" : cwd,
              build[0] == '/' ? "" : "/", build);
-    snprintf(jsonl, sizeof jsonl, "%s/bench.jsonl", build);
     snprintf(dir, sizeof dir, "/tmp/w2s_bench_train_XXXXXX");
     if (!mkdtemp(dir))
         return 1;
@@ -266,15 +253,15 @@ int main(void)
         return 1;
     }
     double kd = run_train("tokens_per_s", "%s --batch 8 --labels labels.db --kd-batch 8 --out kd.ckpt", student);
-    record("train tiny, LM only (16 rows)", plain, "tokens/s");
-    record("train tiny, LM + KD (8 + 8 rows)", kd, "tokens/s");
-    record("train KD / LM-only throughput", kd / plain, "ratio");
+    sfix_bench_emit("train tiny, LM only (16 rows)", plain, "tokens/s");
+    sfix_bench_emit("train tiny, LM + KD (8 + 8 rows)", kd, "tokens/s");
+    sfix_bench_emit("train KD / LM-only throughput", kd / plain, "ratio");
 
     double reader = run_train("tokens_per_s", "--gt gt.txt --labels labels.db --labels-only --preset tiny "
                                               "--kd-batch 8 --steps 400 --out none.ckpt");
     double consumed = kd * 0.5; /* half the rows of a KD step are labeled */
-    record("label reader (read + decode + pack)", reader, "tokens/s");
-    record("label reader / KD training consumption", reader / consumed, "ratio");
+    sfix_bench_emit("label reader (read + decode + pack)", reader, "tokens/s");
+    sfix_bench_emit("label reader / KD training consumption", reader / consumed, "ratio");
     int ok = kd / plain >= 0.9 && reader / consumed >= 20.0;
     printf("targets (KD/LM >= 0.9, reader >= 20x): %s\n", ok ? "met" : "NOT MET");
     char cmd[600];

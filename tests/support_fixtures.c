@@ -150,3 +150,23 @@ void sfix_zipf_prior(rng_state *rng, uint32_t vocab, uint32_t *perm, float *prio
     for (uint32_t r = 0; r < vocab; r++)
         prior[perm[r]] = -2.2f * logf((float)r + 8.0f);
 }
+
+void sfix_bench_record(const char *name, double value, const char *unit)
+{
+    const char *build = getenv("BUILD");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/bench.jsonl", build && *build ? build : "build");
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "bench: cannot append to %s\n", path);
+        return;
+    }
+    fprintf(f, "{\"bench\": \"%s\", \"value\": %.9g, \"unit\": \"%s\"}\n", name, value, unit);
+    fclose(f);
+}
+
+void sfix_bench_emit(const char *name, double value, const char *unit)
+{
+    printf("  %-40s %12.6g %s\n", name, value, unit);
+    sfix_bench_record(name, value, unit);
+}

@@ -1,6 +1,7 @@
 /* support_fixtures: in-process fixtures shared by tests and benches -- the
  * fortune files as one training text, a teacher's top-k soft labels from a
- * logits row, and the SQLite integrity check of a database file.
+ * logits row, the SQLite integrity check of a database file, and the
+ * benchmarks' figures in $BUILD/bench.jsonl.
  *
  * Linked into every test and bench binary, so nothing here uses cmocka:
  * functions return 0 / a pointer on success and -1 / NULL on failure with a
@@ -45,5 +46,13 @@ void sfix_zipf_prior(rng_state *rng, uint32_t vocab, uint32_t *perm, float *prio
 
 int sfix_blob_cuts_rejected(const unsigned char *blob, size_t len,
                             int (*decode)(const unsigned char *blob, size_t len));
+
+/* Benchmarks: appends {"bench": name, "value": value, "unit": unit} as one
+ * line to $BUILD/bench.jsonl (BUILD defaults to build); a file that cannot
+ * be opened is said on stderr, and the figure is still printed by
+ * sfix_bench_emit. */
+void sfix_bench_record(const char *name, double value, const char *unit);
+/* Prints "  name value unit" on stdout, then sfix_bench_record. */
+void sfix_bench_emit(const char *name, double value, const char *unit);
 
 #endif

@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "rng.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,32 @@ static void test_rng_shuffle_is_permutation(void **state)
     for (int i = 0; i < 100; i++)
         assert_int_equal(seen[i], 1);
     assert_true(moved > 50);
+}
+
+/* Draws from running sums: zero weights never drawn, counts add up to n,
+ * shares near the weights (1 : 3 over 4000 draws), mass of the distinct ids. */
+static void test_rng_draw_counts(void **state)
+{
+    (void)state;
+    rng_state rng;
+    rng_seed(&rng, 4);
+    const double cdf[5] = {0.0, 1.0, 1.0, 4.0, 4.0};   /* weights 0, 1, 0, 3, 0 */
+    int32_t ids[200];
+    uint8_t counts[200];
+    long hits[5] = {0};
+    for (int round = 0; round < 20; round++) {
+        double mass;
+        int d = rng_draw_counts(&rng, cdf, 5, 200, ids, counts, &mass);
+        int total = 0;
+        for (int i = 0; i < d; i++) {
+            assert_true(ids[i] == 1 || ids[i] == 3);
+            hits[ids[i]] += counts[i];
+            total += counts[i];
+        }
+        assert_int_equal(total, 200);
+        assert_true(fabs(mass - (d == 2 ? 1.0 : ids[0] == 1 ? 0.25 : 0.75)) < 1e-12);
+    }
+    assert_true(fabs((double)hits[3] / (double)(hits[1] + hits[3]) - 0.75) < 0.03);
 }
 
 static void test_missing_file_is_named(void **state)
@@ -185,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_rng_same_seed_same_stream),
         cmocka_unit_test(test_rng_distributions),
         cmocka_unit_test(test_rng_shuffle_is_permutation),
+        cmocka_unit_test(test_rng_draw_counts),
         cmocka_unit_test(test_missing_file_is_named),
         cmocka_unit_test(test_atomic_write_round_trip),
         cmocka_unit_test(test_atomic_write_unwritable_dir),
