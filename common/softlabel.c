@@ -282,10 +282,9 @@ int softlabel_encode(softlabel_codec *c, const int32_t *ids, const float *logpro
     softlabel_mtf_reset(c->mtf, vocab);
     for (size_t i = 0; i < n; i++) {
         const float *lp = logprobs + i * kk;
-        double exact_sum = 0.0;
-        for (size_t r = 0; r < kk; r++)
+        double p1 = exp((double)lp[0]), exact_sum = p1, q1, tail;
+        for (size_t r = 1; r < kk; r++)
             exact_sum += exp((double)lp[r]);
-        double p1 = exp((double)lp[0]), q1, tail;
         unsigned tail_code = split_code_of(1.0 - exact_sum, p1);
         quantise_ranks(lp, k, c->nlp);
         if (split_of(c, c->nlp, k, tail_code, &q1, &tail) < 0)
