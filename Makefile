@@ -49,10 +49,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 CFLAGS     += $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen
 
-COMMON_SRC  := $(sort $(wildcard common/*.c))
+COMMON_SRC  := $(sort $(wildcard common/*/*.c))
 DISTILL_SRC := $(sort $(wildcard distill/*.c))
 TRAIN_SRC   := $(sort $(wildcard train/*.c))
-EXT_SRC     := $(sort $(wildcard common/ext/*.c))
+EXT_SRC     := $(sort $(wildcard common/labels/ext/*.c))
 TEST_SRC    := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC   := $(sort $(wildcard tests/bench_*.c))
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))

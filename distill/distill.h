@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "corpus.h"
+#include "text/corpus.h"
 
 #define DISTILL_DEFAULT_K 32
 #define DISTILL_DEFAULT_BATCH 16

@@ -4,9 +4,9 @@
  * one JSON object. Opens the database read-only. */
 #include "distill.h"
 
-#include "err.h"
-#include "labels_db.h"
-#include "tokenizer.h"
+#include "base/err.h"
+#include "labels/labels_db.h"
+#include "text/tokenizer.h"
 
 #include <inttypes.h>
 #include <sqlite3.h>

@@ -23,10 +23,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "labels_db.h"
-#include "parallel.h"
-#include "softlabel.h"
-#include "window.h"
+#include "labels/labels_db.h"
+#include "base/parallel.h"
+#include "labels/softlabel.h"
+#include "text/window.h"
 
 enum { DISTILL_SLOTS = 2, DISTILL_MAX_LABELERS = 64 };
 

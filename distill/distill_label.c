@@ -12,9 +12,9 @@
  * logits, so the split (and the thread count) never changes a stored byte. */
 #include "distill_internal.h"
 
-#include "err.h"
-#include "mem.h"
-#include "topk.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "nn/topk.h"
 
 #include <stdio.h>
 #include <stdlib.h>

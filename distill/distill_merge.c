@@ -5,9 +5,9 @@
  * an interrupted merge can simply be run again. */
 #include "distill.h"
 
-#include "err.h"
-#include "labels_db.h"
-#include "progress.h"
+#include "base/err.h"
+#include "labels/labels_db.h"
+#include "base/progress.h"
 
 #include <inttypes.h>
 #include <stdio.h>

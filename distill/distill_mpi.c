@@ -1,10 +1,10 @@
 /* distill_mpi: one shard per MPI rank, merged by rank 0; see distill_mpi.h. */
 #include "distill_mpi.h"
 
-#include "err.h"
-#include "mem.h"
-#include "mpi_comm.h"
-#include "parallel.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "base/mpi_comm.h"
+#include "base/parallel.h"
 
 #include <stdio.h>
 #include <stdlib.h>

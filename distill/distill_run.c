@@ -14,13 +14,13 @@
 #include "distill.h"
 #include "distill_internal.h"
 
-#include "checkpoint.h"
-#include "cli.h"
-#include "err.h"
-#include "fileio.h"
-#include "mem.h"
-#include "progress.h"
-#include "tokenizer.h"
+#include "nn/checkpoint.h"
+#include "base/cli.h"
+#include "base/err.h"
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "base/progress.h"
+#include "text/tokenizer.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "rng.h"
+#include "base/rng.h"
 
 uint64_t distill_sample_key(uint64_t seed, uint64_t record_hash, int window, int position)
 {

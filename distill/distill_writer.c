@@ -9,8 +9,8 @@
  * entirely stored or absent. */
 #include "distill_internal.h"
 
-#include "err.h"
-#include "progress.h"
+#include "base/err.h"
+#include "base/progress.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -6,10 +6,10 @@
 #include "distill_mpi.h"
 #include "split.h"
 
-#include "cli.h"
-#include "err.h"
-#include "mem.h"
-#include "softlabel.h"
+#include "base/cli.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "labels/softlabel.h"
 
 #include <getopt.h>
 #include <stdarg.h>

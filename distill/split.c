@@ -6,11 +6,11 @@
  * the exact same records. */
 #include "split.h"
 
-#include "cli.h"
-#include "corpus.h"
-#include "err.h"
-#include "fileio.h"
-#include "mem.h"
+#include "base/cli.h"
+#include "text/corpus.h"
+#include "base/err.h"
+#include "base/fileio.h"
+#include "base/mem.h"
 
 #include <getopt.h>
 #include <stdio.h>

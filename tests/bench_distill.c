@@ -23,18 +23,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "corpus.h"
-#include "err.h"
-#include "fileio.h"
-#include "labels_db.h"
-#include "model.h"
-#include "progress.h"
-#include "softlabel.h"
+#include "nn/checkpoint.h"
+#include "text/corpus.h"
+#include "base/err.h"
+#include "base/fileio.h"
+#include "labels/labels_db.h"
+#include "nn/model.h"
+#include "base/progress.h"
+#include "labels/softlabel.h"
 #include "support_fixtures.h"
-#include "tokenizer.h"
-#include "topk.h"
-#include "window.h"
+#include "text/tokenizer.h"
+#include "nn/topk.h"
+#include "text/window.h"
 
 #define FORTUNE_DIR "/usr/share/games/fortunes"
 enum { TARGET_BYTES = 300 * 1000, MAX_FILES = 64, BATCH = 16, K = 32, TRAIN_STEPS = 30 };

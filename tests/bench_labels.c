@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "mem.h"
-#include "progress.h"
-#include "rng.h"
-#include "softlabel.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "labels/softlabel.h"
 #include "support_fixtures.h"
 
 #define VOCAB 4096

@@ -19,10 +19,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "err.h"
-#include "model.h"
-#include "progress.h"
-#include "rng.h"
+#include "base/err.h"
+#include "nn/model.h"
+#include "base/progress.h"
+#include "base/rng.h"
 #include "support_fixtures.h"
 
 #define THREADS 2

@@ -28,19 +28,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "corpus.h"
-#include "err.h"
-#include "fileio.h"
-#include "mem.h"
-#include "model.h"
-#include "progress.h"
-#include "rng.h"
-#include "softlabel.h"
+#include "nn/checkpoint.h"
+#include "text/corpus.h"
+#include "base/err.h"
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "nn/model.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "labels/softlabel.h"
 #include "support_fixtures.h"
-#include "tokenizer.h"
-#include "topk.h"
-#include "window.h"
+#include "text/tokenizer.h"
+#include "nn/topk.h"
+#include "text/window.h"
 
 #define K 32
 #define SYN_VOCAB 4096

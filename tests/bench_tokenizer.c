@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "progress.h"
-#include "rng.h"
-#include "tokenizer.h"
+#include "base/err.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "text/tokenizer.h"
 #include "support_fixtures.h"
 
 #define TRAIN_BYTES (5u << 20)

@@ -12,17 +12,17 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "checkpoint.h"
-#include "err.h"
-#include "kd_loss.h"
-#include "labels_db.h"
-#include "loss.h"
-#include "model.h"
-#include "progress.h"
-#include "rng.h"
-#include "softlabel.h"
-#include "tokenizer.h"
-#include "window.h"
+#include "nn/checkpoint.h"
+#include "base/err.h"
+#include "nn/kd_loss.h"
+#include "labels/labels_db.h"
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "labels/softlabel.h"
+#include "text/tokenizer.h"
+#include "text/window.h"
 #include "support_fixtures.h"
 
 enum { K = 32 };

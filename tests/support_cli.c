@@ -18,8 +18,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "fileio.h"
-#include "rng.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 
 const char *scli_program(const char *name)
 {

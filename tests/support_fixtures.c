@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "fileio.h"
+#include "base/err.h"
+#include "base/fileio.h"
 
 #define FORTUNE_DIR "/usr/share/games/fortunes"
 

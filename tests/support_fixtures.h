@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rng.h"
+#include "base/rng.h"
 
 /* The plain fortune files of /usr/share/games/fortunes (no suffix, so not the
  * .dat/.u8 indexes) concatenated in sorted name order. @return a malloc'ed

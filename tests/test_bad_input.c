@@ -25,10 +25,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "labels_db.h"
-#include "rng.h"
+#include "labels/labels_db.h"
+#include "base/rng.h"
 #include "support_cli.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 static char *dir;
 /* The last run's output: freed by the next run and at teardown, so that a

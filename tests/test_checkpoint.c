@@ -13,10 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "err.h"
-#include "fileio.h"
-#include "rng.h"
+#include "nn/checkpoint.h"
+#include "base/err.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 
 static const model_config cfg = {11, 1, 2, 4, 3};
 

@@ -20,9 +20,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "corpus.h"
-#include "corpus_cut.h"
-#include "err.h"
+#include "text/corpus.h"
+#include "text/corpus_cut.h"
+#include "base/err.h"
 
 static char tmp_root[64];
 

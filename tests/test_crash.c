@@ -37,9 +37,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "checkpoint.h"
-#include "fileio.h"
-#include "rng.h"
+#include "nn/checkpoint.h"
+#include "base/fileio.h"
+#include "base/rng.h"
 #include "support_cli.h"
 #include "support_fixtures.h"
 

@@ -29,16 +29,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "corpus.h"
-#include "fileio.h"
-#include "labels_db.h"
-#include "model.h"
-#include "rng.h"
-#include "softlabel.h"
-#include "tokenizer.h"
-#include "topk.h"
-#include "window.h"
+#include "nn/checkpoint.h"
+#include "text/corpus.h"
+#include "base/fileio.h"
+#include "labels/labels_db.h"
+#include "nn/model.h"
+#include "base/rng.h"
+#include "labels/softlabel.h"
+#include "text/tokenizer.h"
+#include "nn/topk.h"
+#include "text/window.h"
 #include "support_fixtures.h"
 
 enum { VOCAB = 300, K = 8 };

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kd_loss.h"
-#include "rng.h"
+#include "nn/kd_loss.h"
+#include "base/rng.h"
 
 enum { V = 40, K = 6 };
 

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "labels_db.h"
+#include "base/err.h"
+#include "labels/labels_db.h"
 #include "support_fixtures.h"
 
 static char dir[256];

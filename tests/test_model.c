@@ -23,12 +23,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "err.h"
-#include "loss.h"
-#include "model.h"
-#include "model_layers.h"
-#include "rng.h"
+#include "nn/checkpoint.h"
+#include "base/err.h"
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "nn/model_layers.h"
+#include "base/rng.h"
 
 #define FD_H 1e-5
 

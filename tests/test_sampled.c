@@ -22,11 +22,11 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "err.h"
-#include "kd_loss.h"
-#include "labels_db.h"
-#include "rng.h"
-#include "softlabel.h"
+#include "base/err.h"
+#include "nn/kd_loss.h"
+#include "labels/labels_db.h"
+#include "base/rng.h"
+#include "labels/softlabel.h"
 #include "support_fixtures.h"
 #include "support_cli.h"
 

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "err.h"
-#include "rng.h"
-#include "softlabel.h"
+#include "base/err.h"
+#include "base/rng.h"
+#include "labels/softlabel.h"
 #include "support_fixtures.h"
 
 typedef struct labels {

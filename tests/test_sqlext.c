@@ -22,11 +22,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "labels_db.h"
-#include "rng.h"
-#include "softlabel.h"
-#include "tokenizer.h"
+#include "base/err.h"
+#include "labels/labels_db.h"
+#include "base/rng.h"
+#include "labels/softlabel.h"
+#include "text/tokenizer.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define BUILT_WITH_ASAN 1

@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "err.h"
-#include "rng.h"
-#include "tokenizer.h"
+#include "base/err.h"
+#include "base/rng.h"
+#include "text/tokenizer.h"
 #include "support_fixtures.h"
 
 #include <stdio.h>

@@ -10,8 +10,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "rng.h"
-#include "topk.h"
+#include "base/rng.h"
+#include "nn/topk.h"
 
 /* Runs both kernels on one row and checks every output. */
 static void check_row(const float *x, int V, int k, int32_t target)

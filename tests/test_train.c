@@ -24,15 +24,15 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "checkpoint.h"
-#include "err.h"
-#include "fileio.h"
-#include "labels_db.h"
-#include "model.h"
-#include "rng.h"
-#include "softlabel.h"
-#include "tokenizer.h"
-#include "window.h"
+#include "nn/checkpoint.h"
+#include "base/err.h"
+#include "base/fileio.h"
+#include "labels/labels_db.h"
+#include "nn/model.h"
+#include "base/rng.h"
+#include "labels/softlabel.h"
+#include "text/tokenizer.h"
+#include "text/window.h"
 #include "support_fixtures.h"
 
 enum { TEACHER_K = 8 };

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "window.h"
+#include "text/window.h"
 
 static void test_every_token_predicted_once(void **state)
 {

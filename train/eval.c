@@ -3,10 +3,10 @@
  * batches b with b % ranks == rank; the sums are then added over the ranks. */
 #include "eval.h"
 
-#include "err.h"
-#include "mem.h"
-#include "mpi_comm.h"
-#include "window.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "base/mpi_comm.h"
+#include "text/window.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "gt_data.h"
-#include "model.h"
+#include "nn/model.h"
 #include "objective.h"
 
 typedef struct eval_result {

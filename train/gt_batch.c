@@ -2,7 +2,7 @@
  * see gt_batch.h. */
 #include "gt_batch.h"
 
-#include "mem.h"
+#include "base/mem.h"
 
 #include <math.h>
 #include <stdlib.h>

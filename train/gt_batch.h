@@ -10,7 +10,7 @@
 
 #include "gt_data.h"
 #include "train_state.h"
-#include "window.h"
+#include "text/window.h"
 
 typedef struct gt_sampler {
     const gt_windows *w;       /* borrowed */

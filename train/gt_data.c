@@ -1,9 +1,9 @@
 /* gt_data: in-memory text sets and their windows; see gt_data.h. */
 #include "gt_data.h"
 
-#include "err.h"
-#include "mem.h"
-#include "window.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "text/window.h"
 
 #include <stdlib.h>
 #include <string.h>

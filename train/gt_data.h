@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "corpus.h"
-#include "tokenizer.h"
+#include "text/corpus.h"
+#include "text/tokenizer.h"
 
 typedef struct gt_texts {
     unsigned char *bytes;   /* all records, concatenated */

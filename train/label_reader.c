@@ -4,10 +4,10 @@
  * and the codec after start; the consumer only touches ready slots. */
 #include "label_reader.h"
 
-#include "err.h"
-#include "mem.h"
-#include "softlabel.h"
-#include "window.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "labels/softlabel.h"
+#include "text/window.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "labels_db.h"
+#include "labels/labels_db.h"
 #include "train_state.h"
 
 typedef struct label_batch {

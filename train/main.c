@@ -8,16 +8,16 @@
  * trainer splits each step's rows over the ranks, and rank 0 alone prints and
  * writes files. A rank that fails ends the whole job (the others would wait
  * for it in the next collective). */
-#include "checkpoint.h"
-#include "cli.h"
-#include "err.h"
+#include "nn/checkpoint.h"
+#include "base/cli.h"
+#include "base/err.h"
 #include "eval.h"
 #include "gt_data.h"
-#include "model.h"
-#include "mpi_comm.h"
+#include "nn/model.h"
+#include "base/mpi_comm.h"
 #include "objective.h"
-#include "parallel.h"
-#include "tokenizer.h"
+#include "base/parallel.h"
+#include "text/tokenizer.h"
 #include "train_options.h"
 #include "trainer.h"
 

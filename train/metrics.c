@@ -1,8 +1,8 @@
 /* metrics: JSON lines of training steps; see metrics.h. */
 #include "metrics.h"
 
-#include "err.h"
-#include "mem.h"
+#include "base/err.h"
+#include "base/mem.h"
 
 #include <jansson.h>
 #include <stdlib.h>

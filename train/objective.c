@@ -1,10 +1,10 @@
 /* objective: thread-split CE and KD over a batch of logits; see objective.h. */
 #include "objective.h"
 
-#include "err.h"
-#include "loss.h"
-#include "mem.h"
-#include "parallel.h"
+#include "base/err.h"
+#include "nn/loss.h"
+#include "base/mem.h"
+#include "base/parallel.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "kd_loss.h"
+#include "nn/kd_loss.h"
 
 typedef struct objective objective;
 

@@ -3,9 +3,9 @@
  * --input) collect the plain arguments that follow them. */
 #include "train_options.h"
 
-#include "cli.h"
-#include "err.h"
-#include "mem.h"
+#include "base/cli.h"
+#include "base/err.h"
+#include "base/mem.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#include "corpus.h"
-#include "kd_loss.h"
+#include "text/corpus.h"
+#include "nn/kd_loss.h"
 
 typedef struct train_options {
     int eval_mode;                 /* --eval */

@@ -4,12 +4,12 @@
  * before any text is tokenized. */
 #include "trainer.h"
 
-#include "err.h"
-#include "fileio.h"
+#include "base/err.h"
+#include "base/fileio.h"
 #include "gt_batch.h"
-#include "mem.h"
-#include "mpi_comm.h"
-#include "softlabel.h"
+#include "base/mem.h"
+#include "base/mpi_comm.h"
+#include "labels/softlabel.h"
 
 #include <math.h>
 #include <stdarg.h>

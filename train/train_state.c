@@ -2,8 +2,8 @@
  * deterministic data-order generators; see train_state.h. */
 #include "train_state.h"
 
-#include "bytes.h"
-#include "err.h"
+#include "base/bytes.h"
+#include "base/err.h"
 
 #include <string.h>
 

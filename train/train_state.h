@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rng.h"
+#include "base/rng.h"
 
 /* Position in a data stream: the next window to take is perm_epoch[index]. */
 typedef struct train_cursor { uint64_t epoch, index; } train_cursor;

@@ -10,13 +10,13 @@
  * the gradients are summed before the step (trainer.h). */
 #include "trainer.h"
 
-#include "err.h"
+#include "base/err.h"
 #include "gt_batch.h"
-#include "mem.h"
+#include "base/mem.h"
 #include "metrics.h"
-#include "mpi_comm.h"
-#include "progress.h"
-#include "window.h"
+#include "base/mpi_comm.h"
+#include "base/progress.h"
+#include "text/window.h"
 
 #include <jansson.h>
 #include <math.h>

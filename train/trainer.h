@@ -18,13 +18,13 @@
 
 #include <stdint.h>
 
-#include "checkpoint.h"
+#include "nn/checkpoint.h"
 #include "eval.h"
 #include "gt_data.h"
 #include "label_reader.h"
-#include "model.h"
+#include "nn/model.h"
 #include "objective.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 #include "train_options.h"
 #include "train_state.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <xxhash.h>
 
-#include "corpus.h"
+#include "text/corpus.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

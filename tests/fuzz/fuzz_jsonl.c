@@ -9,9 +9,9 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "corpus.h"
-#include "corpus_cut.h"
-#include "err.h"
+#include "text/corpus.h"
+#include "text/corpus_cut.h"
+#include "base/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "fuzz_file.h"
-#include "labels_db.h"
-#include "softlabel.h"
+#include "labels/labels_db.h"
+#include "labels/softlabel.h"
 
 #define MAX_TOKENS 4096
 #define MAX_K 1024

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "softlabel.h"
+#include "labels/softlabel.h"
 
 #define MAX_POS 256
 #define MAX_K 64

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "err.h"
-#include "tokenizer.h"
+#include "base/err.h"
+#include "text/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

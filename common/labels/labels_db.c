@@ -1,0 +1,737 @@
+/* labels_db: labels.db through the SQLite C API.
+ *
+ * One handle wraps one connection and its cached prepared statements. Writers
+ * use WAL with synchronous=NORMAL: a committed transaction survives the death
+ * of the process at any instant (kill -9) and the file never corrupts; after a
+ * power loss the last transactions may be missing but the database still opens
+ * (out of scope: distill then relabels those records). A finished database
+ * leaves WAL mode (labels_db_seal) so it is one file again. Readers open the file
+ * read-only; user conditions for train --labels-where are compiled under an
+ * authorizer that allows only reading. */
+#include "labels/labels_db.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/bytes.h"
+#include "base/err.h"
+#include "base/mem.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+struct labels_db {
+    sqlite3 *db;
+    char *path;
+    int writable;
+    int wal;             /* switched to WAL by this handle's first transaction */
+    sqlite3_stmt *begin, *commit, *has, *insert, *read;
+    unsigned char *tok16; size_t tok16_cap;    /* uint16 LE staging for inserts */
+};
+
+/* Records "<path>: <what>: <sqlite message>". @return -1. */
+static int db_fail(const labels_db *d, const char *what)
+{
+    int code = sqlite3_errcode(d->db);
+    if (code == SQLITE_NOTADB)
+        return err_set("%s: not an SQLite database", d->path);
+    return err_set("%s: %s: %s", d->path, what, sqlite3_errmsg(d->db));
+}
+
+static int prepare(labels_db *d, const char *sql, sqlite3_stmt **stmt)
+{
+    if (sqlite3_prepare_v3(d->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL) != SQLITE_OK)
+        return db_fail(d, "preparing a statement");
+    return 0;
+}
+
+static int exec(labels_db *d, const char *sql, const char *what)
+{
+    if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(d, what);
+    return 0;
+}
+
+/* Runs a statement that returns one integer row. */
+static int query_int(labels_db *d, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(d, "reading the database header");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return db_fail(d, "reading the database header");
+    return 0;
+}
+
+/* Closes d after a failed open without letting the close replace the
+ * message of the failure. @return NULL. */
+static labels_db *close_keeping_error(labels_db *d)
+{
+    char *msg = mem_strdup(err_message());
+    labels_db_close(d);
+    if (msg) {
+        err_set("%s", msg);
+        free(msg);
+    }
+    return NULL;
+}
+
+static labels_db *open_handle(const char *path, int flags)
+{
+    labels_db *d = mem_calloc(1, sizeof *d, "labels.db handle");
+    if (!d)
+        return NULL;
+    d->path = mem_strdup(path);
+    if (!d->path) {
+        free(d);
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &d->db, flags | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+        if (d->db)
+            db_fail(d, "cannot open");
+        else
+            err_set("%s: cannot open: out of memory", path);
+        return close_keeping_error(d);
+    }
+    sqlite3_extended_result_codes(d->db, 1);
+    sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
+    return d;
+}
+
+/* Refuses a database whose user_version is not ours (0 with no tables means
+ * "empty": only a writer may create the schema in it). */
+static int check_version(labels_db *d, int *empty)
+{
+    int64_t version, tables;
+    TRY(query_int(d, "PRAGMA user_version", &version));
+    TRY(query_int(d, "SELECT COUNT(*) FROM sqlite_master", &tables));
+    *empty = version == 0 && tables == 0;
+    if (*empty)
+        return 0;
+    if (version != LABELS_SCHEMA_VERSION)
+        return err_set("%s: labels.db schema version %" PRId64 ", this program reads version %d",
+                       d->path, version, LABELS_SCHEMA_VERSION);
+    return 0;
+}
+
+static int put_meta_text(labels_db *d, sqlite3_stmt *st, const char *key, const char *value)
+{
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(d, "writing meta");
+}
+
+static int put_meta_int(labels_db *d, sqlite3_stmt *st, const char *key, int64_t value)
+{
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, value);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(d, "writing meta");
+}
+
+static int put_meta_blob(labels_db *d, sqlite3_stmt *st, const char *key, const void *blob, size_t len)
+{
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 2, blob ? blob : "", len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(d, "writing meta");
+}
+
+static void hex64(uint64_t v, char out[17])
+{
+    snprintf(out, 17, "%016" PRIx64, v);
+}
+
+static int write_meta(labels_db *d, const labels_meta *m)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "INSERT INTO meta(key, value) VALUES (?, ?)", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(d, "writing meta");
+    char teacher[17], tokenizer[17], created[32];
+    hex64(m->teacher_hash, teacher);
+    hex64(m->tokenizer_hash, tokenizer);
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    const model_config *c = &m->teacher_config;
+    int rc = put_meta_int(d, st, "schema_version", LABELS_SCHEMA_VERSION);
+    if (!rc) rc = put_meta_text(d, st, "teacher_hash", teacher);
+    if (!rc) rc = put_meta_int(d, st, "teacher_vocab", c->vocab);
+    if (!rc) rc = put_meta_int(d, st, "teacher_layers", c->layers);
+    if (!rc) rc = put_meta_int(d, st, "teacher_heads", c->heads);
+    if (!rc) rc = put_meta_int(d, st, "teacher_channels", c->channels);
+    if (!rc) rc = put_meta_int(d, st, "teacher_seq_len", c->seq_len);
+    if (!rc) rc = put_meta_blob(d, st, "tokenizer", m->tokenizer, m->tokenizer_len);
+    if (!rc) rc = put_meta_text(d, st, "tokenizer_hash", tokenizer);
+    if (!rc) rc = put_meta_int(d, st, "k", m->k);
+    if (!rc) rc = put_meta_int(d, st, "codec_version", m->codec_version);
+    if (!rc) rc = put_meta_text(d, st, "label_kind", m->label_kind);
+    if (!rc && m->sample_seed[0])
+        rc = put_meta_text(d, st, "sample_seed", m->sample_seed);
+    if (!rc) rc = put_meta_text(d, st, "quantisation",
+                                "schemas/softlabel.md: ranks >= 2 on a 1/1024-nat grid with "
+                                "probability-dependent steps; tail : rank-1 log-odds in 1/64 nat");
+    if (!rc) rc = put_meta_text(d, st, "tool_version", m->tool_version);
+    if (!rc) rc = put_meta_text(d, st, "created_at", created);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int create_schema(labels_db *d, const labels_meta *m)
+{
+    TRY(exec(d, labels_schema_sql, "creating the schema"));
+    return write_meta(d, m);
+}
+
+/* The settings that must match for rows to be mixed, as one message. */
+static int compare_meta(const char *path, const labels_meta *have, const labels_meta *want)
+{
+    if (have->teacher_hash != want->teacher_hash)
+        return err_set("%s: labels from teacher %016" PRIx64 ", not from this teacher (%016" PRIx64 ")",
+                       path, have->teacher_hash, want->teacher_hash);
+    if (have->tokenizer_hash != want->tokenizer_hash)
+        return err_set("%s: labels made with tokenizer %016" PRIx64 ", not with this one (%016" PRIx64 ")",
+                       path, have->tokenizer_hash, want->tokenizer_hash);
+    if (have->k != want->k)
+        return err_set("%s: labels hold the top %d, not the top %d", path, have->k, want->k);
+    if (have->codec_version != want->codec_version)
+        return err_set("%s: soft-label codec version %d, not %d", path, have->codec_version,
+                       want->codec_version);
+    if (strcmp(have->label_kind, want->label_kind) != 0)
+        return err_set("%s: label kind '%s', not '%s'", path, have->label_kind, want->label_kind);
+    /* Draws of two seeds would mix; databases of 0.1.0 did not record it. */
+    if (have->sample_seed[0] && want->sample_seed[0] && strcmp(have->sample_seed, want->sample_seed) != 0)
+        return err_set("%s: labels drawn with --seed %s, not %s", path, have->sample_seed,
+                       want->sample_seed);
+    return 0;
+}
+
+static int prepare_writer(labels_db *d)
+{
+    TRY(prepare(d, "BEGIN IMMEDIATE", &d->begin));
+    TRY(prepare(d, "COMMIT", &d->commit));
+    TRY(prepare(d, "SELECT content_hash FROM sequences WHERE source = ? AND member = ? "
+                   "AND record_index = ? AND window = 0", &d->has));
+    TRY(prepare(d, "INSERT INTO sequences(source, member, record_index, window, content_hash, n_tokens, "
+                   "tokens, topk, mean_nll, mean_entropy, mean_tail_mass, mean_top1_prob) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &d->insert));
+    return 0;
+}
+
+/* Creates the schema under one write transaction, so two writers starting
+ * together cannot both create it. */
+static int open_or_create(labels_db *d, const labels_meta *meta)
+{
+    TRY(exec(d, "PRAGMA synchronous = NORMAL", "setting synchronous mode"));
+    TRY(exec(d, "BEGIN IMMEDIATE", "locking for creation"));
+    int empty;
+    int rc = check_version(d, &empty);
+    if (rc == 0 && empty)
+        rc = create_schema(d, meta);
+    if (rc == 0)
+        rc = exec(d, "COMMIT", "creating the schema");
+    if (rc < 0) {
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    labels_meta have;
+    TRY(labels_db_meta(d, &have));
+    rc = compare_meta(d->path, &have, meta);
+    labels_meta_free(&have);
+    return rc;
+}
+
+labels_db *labels_db_open_write(const char *path, const labels_meta *meta)
+{
+    labels_db *d = open_handle(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (!d)
+        return NULL;
+    d->writable = 1;
+    if (open_or_create(d, meta) < 0 || prepare_writer(d) < 0) {
+        return close_keeping_error(d);
+    }
+    return d;
+}
+
+labels_db *labels_db_open_read(const char *path)
+{
+    labels_db *d = open_handle(path, SQLITE_OPEN_READONLY);
+    if (!d)
+        return NULL;
+    int empty;
+    if (check_version(d, &empty) < 0 || (empty && err_set("%s: empty database, not a labels.db", path)) ||
+        prepare(d, "SELECT n_tokens, tokens, topk FROM sequences WHERE seq_id = ?", &d->read) < 0) {
+        return close_keeping_error(d);
+    }
+    return d;
+}
+
+static int parse_hex64(const char *path, const char *key, const unsigned char *text, uint64_t *out)
+{
+    if (!text || strlen((const char *)text) != 16 ||
+        strspn((const char *)text, "0123456789abcdefABCDEF") != 16)
+        return err_set("%s: meta %s is not 16 hex digits", path, key);
+    *out = strtoull((const char *)text, NULL, 16);
+    return 0;
+}
+
+static int meta_int(const char *path, const char *key, sqlite3_stmt *st, int *out)
+{
+    if (sqlite3_column_type(st, 1) != SQLITE_INTEGER)
+        return err_set("%s: meta %s is not an integer", path, key);
+    int64_t v = sqlite3_column_int64(st, 1);
+    if (v < 0 || v > INT32_MAX)
+        return err_set("%s: meta %s = %" PRId64 " out of range", path, key, v);
+    *out = (int)v;
+    return 0;
+}
+
+static int meta_text(const char *path, const char *key, sqlite3_stmt *st, char *out, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, 1);
+    if (!t || strlen((const char *)t) >= size)
+        return err_set("%s: meta %s missing or longer than %zu bytes", path, key, size - 1);
+    memcpy(out, t, strlen((const char *)t) + 1);
+    return 0;
+}
+
+/* Stores one meta row into *m; unknown keys are ignored (newer writers may add
+ * informative ones). Sets bit `seen` for each required key found. */
+static int meta_row(labels_db *d, sqlite3_stmt *st, labels_meta *m, unsigned *seen)
+{
+    const char *key = (const char *)sqlite3_column_text(st, 0);
+    const char *p = d->path;
+    model_config *c = &m->teacher_config;
+    if (!key)
+        return 0;
+    if (!strcmp(key, "teacher_hash")) {
+        *seen |= 1;
+        return parse_hex64(p, key, sqlite3_column_text(st, 1), &m->teacher_hash);
+    }
+    if (!strcmp(key, "tokenizer_hash")) {
+        *seen |= 2;
+        return parse_hex64(p, key, sqlite3_column_text(st, 1), &m->tokenizer_hash);
+    }
+    if (!strcmp(key, "tokenizer")) {
+        *seen |= 4;
+        int n = sqlite3_column_bytes(st, 1);
+        const void *b = sqlite3_column_blob(st, 1);
+        free(m->tokenizer);
+        m->tokenizer = mem_alloc(n > 0 ? (size_t)n : 1, "tokenizer blob");
+        if (!m->tokenizer)
+            return -1;
+        if (n > 0)
+            memcpy(m->tokenizer, b, (size_t)n);
+        m->tokenizer_len = (size_t)n;
+        return 0;
+    }
+    static const char *const int_keys[] = {"k", "codec_version", "teacher_vocab", "teacher_layers",
+                                           "teacher_heads", "teacher_channels", "teacher_seq_len"};
+    int *const int_dst[] = {&m->k, &m->codec_version, &c->vocab, &c->layers, &c->heads,
+                            &c->channels, &c->seq_len};
+    for (int i = 0; i < 7; i++) {
+        if (!strcmp(key, int_keys[i])) {
+            *seen |= 8u << i;
+            return meta_int(p, key, st, int_dst[i]);
+        }
+    }
+    if (!strcmp(key, "tool_version")) {
+        *seen |= 1u << 15;
+        return meta_text(p, key, st, m->tool_version, sizeof m->tool_version);
+    }
+    if (!strcmp(key, "label_kind")) {
+        *seen |= 1u << 16;
+        return meta_text(p, key, st, m->label_kind, sizeof m->label_kind);
+    }
+    if (!strcmp(key, "sample_seed"))
+        return meta_text(p, key, st, m->sample_seed, sizeof m->sample_seed);
+    return 0;
+}
+
+int labels_db_meta(labels_db *d, labels_meta *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "SELECT key, value FROM meta", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(d, "reading meta");
+    unsigned seen = 0;
+    int rc, bad = 0;
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        bad = meta_row(d, st, out, &seen) < 0;
+    if (!bad && rc != SQLITE_DONE)
+        bad = db_fail(d, "reading meta") < 0;
+    sqlite3_finalize(st);
+    const unsigned all = 0x3ff | 1u << 15 | 1u << 16;
+    if (!bad && seen != all)
+        bad = err_set("%s: meta table incomplete (key set %#x, expected %#x)", d->path, seen, all) < 0;
+    if (bad) {
+        labels_meta_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void labels_meta_free(labels_meta *m)
+{
+    free(m->tokenizer);
+    m->tokenizer = NULL;
+    m->tokenizer_len = 0;
+}
+
+static int step_done(labels_db *d, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(d, what);
+}
+
+int labels_db_begin(labels_db *d)
+{
+    if (!d->writable)
+        return err_set("%s: opened read-only", d->path);
+    /* WAL from the first write on, not at open: a run that fails before
+     * storing anything leaves a sealed database byte for byte as it was. */
+    if (!d->wal) {
+        TRY(exec(d, "PRAGMA journal_mode = WAL", "setting WAL mode"));
+        d->wal = 1;
+    }
+    return step_done(d, d->begin, "beginning a transaction");
+}
+
+int labels_db_commit(labels_db *d)
+{
+    if (!d->writable)
+        return err_set("%s: opened read-only", d->path);
+    return step_done(d, d->commit, "committing");
+}
+
+int labels_db_has_record(labels_db *d, const char *source, const char *member,
+                         uint64_t index, uint64_t hash, int *present)
+{
+    if (!d->writable)
+        return err_set("%s: opened read-only", d->path);
+    sqlite3_stmt *st = d->has;
+    sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, member, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
+    int rc = sqlite3_step(st);
+    uint64_t stored = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(d, "looking up a record");
+    *present = rc == SQLITE_ROW;
+    if (*present && stored != hash)
+        return err_set("%s: input changed: record %" PRIu64 " of %s%s%s was labeled with content hash "
+                       "%016" PRIx64 ", now it hashes to %016" PRIx64 " (use a new database)",
+                       d->path, index, source, *member ? ":" : "", member, stored, hash);
+    return 0;
+}
+
+int labels_db_insert(labels_db *d, const labels_row *row)
+{
+    if (!d->writable)
+        return err_set("%s: opened read-only", d->path);
+    if (row->n_tokens < 1)
+        return err_set("%s: inserting a sequence of %d tokens", d->path, row->n_tokens);
+    size_t n = (size_t)row->n_tokens;
+    TRY(mem_reserve((void **)&d->tok16, &d->tok16_cap, 2 * n, 1, "token blob"));
+    for (size_t i = 0; i < n; i++) {
+        int32_t t = row->tokens[i];
+        if (t < 0 || t > 65535)
+            return err_set("%s: token %d at %zu does not fit 16 bits", d->path, (int)t, i);
+        bytes_put_u16(d->tok16 + 2 * i, (uint32_t)t);
+    }
+    sqlite3_stmt *st = d->insert;
+    sqlite3_bind_text(st, 1, row->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, row->member, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)row->record_index);
+    sqlite3_bind_int(st, 4, row->window);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)row->hash);
+    sqlite3_bind_int(st, 6, row->n_tokens);
+    sqlite3_bind_blob64(st, 7, d->tok16, 2 * n, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 8, row->topk ? (const void *)row->topk : "", row->topk_len, SQLITE_STATIC);
+    sqlite3_bind_double(st, 9, row->mean_nll);
+    sqlite3_bind_double(st, 10, row->mean_entropy);
+    sqlite3_bind_double(st, 11, row->mean_tail);
+    sqlite3_bind_double(st, 12, row->mean_top1);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return err_set("%s: inserting record %" PRIu64 " window %d of %s%s%s: %s", d->path,
+                       row->record_index, row->window, row->source, *row->member ? ":" : "",
+                       row->member, sqlite3_errmsg(d->db));
+    return 0;
+}
+
+/* Lets a user condition read and call functions, nothing else. */
+static int read_only_authorizer(void *ctx, int action, const char *a, const char *b,
+                                const char *db_name, const char *trigger)
+{
+    (void)ctx; (void)a; (void)db_name; (void)trigger;
+    if (action == SQLITE_FUNCTION)
+        return b && !sqlite3_stricmp(b, "load_extension") ? SQLITE_DENY : SQLITE_OK;
+    if (action == SQLITE_SELECT || action == SQLITE_READ || action == SQLITE_RECURSIVE)
+        return SQLITE_OK;
+    return SQLITE_DENY;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Compiles the selection with the user's condition between line breaks, so
+ * a trailing `--` comment cannot swallow the closing parenthesis. */
+static int prepare_selection(labels_db *d, const char *where, sqlite3_stmt **st)
+{
+    char *sql = NULL;
+    if (asprintf(&sql, "SELECT seq_id FROM sequences WHERE (\n%s\n) ORDER BY seq_id",
+                 where && *where ? where : "1") < 0)
+        return err_set("%s: out of memory building the selection", d->path);
+    const char *tail = NULL;
+    sqlite3_set_authorizer(d->db, read_only_authorizer, NULL);
+    int rc = sqlite3_prepare_v2(d->db, sql, -1, st, &tail);
+    sqlite3_set_authorizer(d->db, NULL, NULL);
+    int bad = 0;
+    if (rc != SQLITE_OK)
+        bad = err_set("%s: condition \"%s\" rejected: %s", d->path, where, sqlite3_errmsg(d->db));
+    else if (tail && tail[strspn(tail, " \t\r\n")] != '\0')
+        bad = err_set("%s: condition \"%s\" holds more than one statement", d->path, where);
+    else if (!sqlite3_stmt_readonly(*st) || sqlite3_column_count(*st) != 1)
+        bad = err_set("%s: condition \"%s\" is not a plain read-only condition", d->path, where);
+    free(sql);
+    if (bad) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int labels_db_select_ids(labels_db *d, const char *where, int64_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    TRY(prepare_selection(d, where, &st));
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (mem_reserve((void **)ids, &cap, *n + 1, sizeof **ids, "sequence ids") < 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    int fail = rc == SQLITE_NOMEM ? -1 : rc != SQLITE_DONE ? db_fail(d, "selecting sequences") : 0;
+    sqlite3_finalize(st);
+    if (fail < 0) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+        return -1;
+    }
+    /* A condition ending in an open comment drops the ORDER BY. */
+    if (*n)
+        qsort(*ids, *n, sizeof **ids, cmp_i64);
+    return 0;
+}
+
+int labels_db_read(labels_db *d, int64_t seq_id, int32_t *tokens, int max_tokens, int *n_tokens,
+                   unsigned char **blob, size_t *blob_cap, size_t *blob_len)
+{
+    if (!d->read && prepare(d, "SELECT n_tokens, tokens, topk FROM sequences WHERE seq_id = ?", &d->read) < 0)
+        return -1;
+    sqlite3_stmt *st = d->read;
+    sqlite3_bind_int64(st, 1, seq_id);
+    int rc = sqlite3_step(st), fail = 0;
+    if (rc == SQLITE_DONE) {
+        fail = err_set("%s: no sequence with seq_id %" PRId64, d->path, seq_id);
+    } else if (rc != SQLITE_ROW) {
+        fail = db_fail(d, "reading a sequence");
+    } else {
+        int64_t n = sqlite3_column_int64(st, 0);
+        const unsigned char *t = sqlite3_column_blob(st, 1);
+        int t_len = sqlite3_column_bytes(st, 1);
+        const void *b = sqlite3_column_blob(st, 2);
+        size_t b_len = (size_t)sqlite3_column_bytes(st, 2);
+        if (n < 1 || n > max_tokens)
+            fail = err_set("%s: seq_id %" PRId64 ": n_tokens %" PRId64 " outside 1..%d", d->path, seq_id, n,
+                           max_tokens);
+        else if (!t || (int64_t)t_len != 2 * n)
+            fail = err_set("%s: seq_id %" PRId64 ": tokens blob of %d bytes for %" PRId64 " tokens", d->path,
+                           seq_id, t_len, n);
+        else if (mem_reserve((void **)blob, blob_cap, b_len ? b_len : 1, 1, "soft-label blob") < 0)
+            fail = -1;
+        if (!fail) {
+            for (int64_t i = 0; i < n; i++)
+                tokens[i] = (int32_t)bytes_get_u16(t + 2 * i);
+            if (b_len)
+                memcpy(*blob, b, b_len);
+            *blob_len = b_len;
+            *n_tokens = (int)n;
+        }
+    }
+    sqlite3_reset(st);
+    return fail;
+}
+
+int labels_db_count(labels_db *d, int64_t *sequences, int64_t *tokens)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM sequences", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(d, "counting sequences");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *sequences = sqlite3_column_int64(st, 0);
+        *tokens = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : db_fail(d, "counting sequences");
+}
+
+/* "file:" URI of a path for a read-only ATTACH, percent-encoding every byte
+ * that is not unreserved or '/'. malloc'ed. */
+static char *readonly_uri(const char *path)
+{
+    size_t n = strlen(path);
+    char *uri = mem_alloc(5 + 3 * n + 10, "shard URI");
+    if (!uri)
+        return NULL;
+    char *o = uri + sprintf(uri, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~/", *p))
+            *o++ = (char)*p;
+        else
+            o += sprintf(o, "%%%02X", *p);
+    }
+    strcpy(o, "?mode=ro");
+    return uri;
+}
+
+static int shard_conflicts(labels_db *d, const char *shard_path)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db,
+                           "SELECT s.source, s.member, s.record_index FROM shard.sequences s "
+                           "JOIN main.sequences m USING (source, member, record_index, window) "
+                           "WHERE s.content_hash != m.content_hash LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(d, "comparing with the shard");
+    int rc = sqlite3_step(st), fail = 0;
+    if (rc == SQLITE_ROW)
+        fail = err_set("%s: record %lld of %s:%s differs from the one already in %s (another input)",
+                       shard_path, (long long)sqlite3_column_int64(st, 2), sqlite3_column_text(st, 0),
+                       sqlite3_column_text(st, 1), d->path);
+    else if (rc != SQLITE_DONE)
+        fail = db_fail(d, "comparing with the shard");
+    sqlite3_finalize(st);
+    return fail;
+}
+
+int labels_db_merge_from(labels_db *d, const char *shard_path)
+{
+    if (!d->writable)
+        return err_set("%s: opened read-only", d->path);
+    labels_db *shard = labels_db_open_read(shard_path);
+    if (!shard)
+        return -1;
+    labels_meta want, have;
+    if (labels_db_meta(d, &want) < 0) {
+        labels_db_close(shard);
+        return -1;
+    }
+    int rc = labels_db_meta(shard, &have);
+    labels_db_close(shard);
+    if (rc == 0) {
+        rc = compare_meta(shard_path, &have, &want);
+        labels_meta_free(&have);
+    }
+    labels_meta_free(&want);
+    TRY(rc);
+
+    char *uri = readonly_uri(shard_path);
+    if (!uri)
+        return -1;
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(d->db, "ATTACH DATABASE ? AS shard", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_finalize(st);
+    }
+    free(uri);
+    if (rc != SQLITE_OK)
+        return err_set("%s: cannot attach to %s: %s", shard_path, d->path, sqlite3_errmsg(d->db));
+    int fail = exec(d, "BEGIN IMMEDIATE", "merging");
+    if (!fail)
+        fail = shard_conflicts(d, shard_path);
+    if (!fail && sqlite3_exec(d->db,
+                              "INSERT OR IGNORE INTO main.sequences(source, member, record_index, window, "
+                              "content_hash, n_tokens, tokens, topk, mean_nll, mean_entropy, mean_tail_mass, "
+                              "mean_top1_prob) SELECT source, member, record_index, window, content_hash, "
+                              "n_tokens, tokens, topk, mean_nll, mean_entropy, mean_tail_mass, mean_top1_prob "
+                              "FROM shard.sequences ORDER BY seq_id", NULL, NULL, NULL) != SQLITE_OK)
+        fail = err_set("%s: copying into %s: %s", shard_path, d->path, sqlite3_errmsg(d->db));
+    if (!fail)
+        fail = exec(d, "COMMIT", "committing the merge");
+    if (fail)
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+    if (sqlite3_exec(d->db, "DETACH DATABASE shard", NULL, NULL, NULL) != SQLITE_OK && !fail)
+        fail = db_fail(d, "detaching the shard");
+    return fail;
+}
+
+int labels_db_seal(labels_db *d)
+{
+    /* Not waiting for other connections: they would hold it for as long as
+     * they are open, and WAL mode is as safe. */
+    sqlite3_busy_timeout(d->db, 0);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(d->db, "PRAGMA journal_mode = DELETE", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_ROW && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+        return db_fail(d, "leaving WAL mode");
+    return 0;
+}
+
+int labels_db_close(labels_db *d)
+{
+    if (!d)
+        return 0;
+    int fail = 0;
+    sqlite3_stmt *stmts[] = {d->begin, d->commit, d->has, d->insert, d->read};
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
+        sqlite3_finalize(stmts[i]);
+    if (d->db) {
+        if (d->writable && sqlite3_get_autocommit(d->db) == 0)
+            sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+        if (d->writable && sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
+            fail = db_fail(d, "checkpointing the WAL");
+        if (sqlite3_close(d->db) != SQLITE_OK)
+            fail = err_set("%s: closing: %s", d->path, sqlite3_errmsg(d->db));
+    }
+    free(d->path);
+    free(d->tok16);
+    free(d);
+    return fail;
+}
