@@ -237,12 +237,11 @@ static int open_teacher(run *r)
         snprintf(meta.sample_seed, sizeof meta.sample_seed, "%" PRIu64, o->seed);
     } else
         snprintf(meta.label_kind, sizeof meta.label_kind, "topk");
-    r->created_db = !file_exists(o->db);
     r->db = labels_db_open_write(o->db, &meta);
     if (!r->db)
         goto done;
-    /* labels_db_has_record needs a write handle; this one only reads. */
-    r->check_db = labels_db_open_write(o->db, &meta);
+    r->created_db = labels_db_created(r->db);
+    r->check_db = labels_db_open_read(o->db);
     if (!r->check_db)
         goto done;
     r->m = model_create_inference(&r->cfg, r->B, o->threads);
@@ -354,10 +353,12 @@ done:
     /* Failed runs too: what they stored stays, as one file again. */
     if (r.db && labels_db_seal(r.db) < 0 && rc == 0)
         rc = -1;
-    if (labels_db_close(r.db) < 0 && rc == 0)
-        rc = -1;
+    /* Removed before the close releases the writer lock, so no other
+     * distill can have opened it in between. */
     if (rc < 0 && r.created_db && r.w.records == 0)
         remove_database(opt->db);
+    if (labels_db_close(r.db) < 0 && rc == 0)
+        rc = -1;
     if (rc == 0)
         print_summary(&r, time_now() - r.start);
     for (int i = 0; i < DISTILL_SLOTS; i++)

@@ -89,11 +89,11 @@ int sfix_db_integrity(const char *path, int flags)
     int rc = -1;
     if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "%s: %s\n", path, db ? sqlite3_errmsg(db) : "cannot open");
+        fprintf(stderr, "%s: %s (code %d)\n", path, db ? sqlite3_errmsg(db) : "cannot open", db ? sqlite3_extended_errcode(db) : -1);
         goto done;
     }
     if (sqlite3_step(st) != SQLITE_ROW) {
-        fprintf(stderr, "%s: integrity_check: %s\n", path, sqlite3_errmsg(db));
+        fprintf(stderr, "%s: integrity_check: %s (code %d)\n", path, sqlite3_errmsg(db), sqlite3_extended_errcode(db));
         goto done;
     }
     const char *res = (const char *)sqlite3_column_text(st, 0);

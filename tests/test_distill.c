@@ -39,6 +39,7 @@
 #include "text/tokenizer.h"
 #include "nn/topk.h"
 #include "text/window.h"
+#include "support_cli.h"
 #include "support_fixtures.h"
 
 enum { VOCAB = 300, K = 8 };
@@ -510,6 +511,62 @@ static void test_kill_and_resume(void **state)
     assert_same_rows(db);
 }
 
+/* Two distills started together on one new database: the second is refused
+ * by name and pid, and neither removes or damages the first one's work. */
+static void test_two_writers(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        char db[160], log[2][160];
+        snprintf(db, sizeof db, "%s/two-%d.db", dir, round);
+        pid_t pid[2];
+        for (int i = 0; i < 2; i++) {
+            snprintf(log[i], sizeof log[i], "%s/two-%d-%d.log", dir, round, i);
+            const char *args[] = {"distill", "--teacher", teacher, "--db", db, "--input", input_a,
+                                  input_b, "--records", "fortune", "--topk", "8", "--batch", "3",
+                                  "--threads", "1", "--quiet", NULL};
+            pid[i] = scli_spawn(args, NULL, log[i], 0);
+            assert_true(pid[i] > 0);
+        }
+        int status[2] = {scli_wait(pid[0]), scli_wait(pid[1])};
+        assert_true(status[0] == 0 || status[1] == 0);
+        for (int i = 0; i < 2; i++) {
+            if (status[i] == 0)
+                continue;
+            char *text = slurp(strrchr(log[i], '/') + 1);
+            if (!strstr(text, "is being written by another distill (pid "))
+                fail_msg("refused writer said: %s", text);
+            free(text);
+        }
+        assert_true(file_exists(db));
+        assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READONLY), 0);
+        assert_same_rows(db);
+    }
+}
+
+/* Kills in the first milliseconds, while the database is being created:
+ * whenever the file exists it opens read-only (no hot journal to roll back)
+ * and passes the integrity check, and a rerun completes it. */
+static void test_kill_during_creation(void **state)
+{
+    (void)state;
+    char db[160];
+    snprintf(db, sizeof db, "%s/born.db", dir);
+    for (int i = 0; i < 12; i++) {
+        const char *args[] = {"--teacher", teacher, "--db", db, "--input", input_a, input_b,
+                              "--records", "fortune", "--topk", "8", "--batch", "3",
+                              "--threads", "1", "--quiet", NULL};
+        pid_t pid = spawn(args);
+        usleep((useconds_t)(i * 1500));
+        kill(pid, SIGKILL);
+        wait_status(pid);
+        if (file_exists(db))
+            assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READONLY), 0);
+    }
+    assert_int_equal(run_labels(db, teacher, "--quiet"), 0);
+    assert_same_rows(db);
+}
+
 static void test_shards_merge(void **state)
 {
     (void)state;
@@ -677,6 +734,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_labels_match_teacher),
         cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_two_writers),
+        cmocka_unit_test(test_kill_during_creation),
         cmocka_unit_test(test_shards_merge),
         cmocka_unit_test(test_rerun_does_nothing),
         cmocka_unit_test(test_refusals),

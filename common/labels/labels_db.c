@@ -10,15 +10,20 @@
  * authorizer that allows only reading. */
 #include "labels/labels_db.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/bytes.h"
 #include "base/err.h"
+#include "base/filelock.h"
+#include "base/fileio.h"
 #include "base/mem.h"
 
 #define BUSY_TIMEOUT_MS 10000
@@ -28,6 +33,8 @@ struct labels_db {
     char *path;
     int writable;
     int wal;             /* switched to WAL by this handle's first transaction */
+    int created;         /* this handle's open put the file at path */
+    filelock lock;       /* writers only: one writer per database */
     sqlite3_stmt *begin, *commit, *has, *insert, *read;
     unsigned char *tok16; size_t tok16_cap;    /* uint16 LE staging for inserts */
 };
@@ -88,6 +95,7 @@ static labels_db *open_handle(const char *path, int flags)
     labels_db *d = mem_calloc(1, sizeof *d, "labels.db handle");
     if (!d)
         return NULL;
+    d->lock.fd = -1;
     d->path = mem_strdup(path);
     if (!d->path) {
         free(d);
@@ -218,12 +226,17 @@ static int compare_meta(const char *path, const labels_meta *have, const labels_
     return 0;
 }
 
+static int prepare_lookup(labels_db *d)
+{
+    return prepare(d, "SELECT content_hash FROM sequences WHERE source = ? AND member = ? "
+                      "AND record_index = ? AND window = 0", &d->has);
+}
+
 static int prepare_writer(labels_db *d)
 {
     TRY(prepare(d, "BEGIN IMMEDIATE", &d->begin));
     TRY(prepare(d, "COMMIT", &d->commit));
-    TRY(prepare(d, "SELECT content_hash FROM sequences WHERE source = ? AND member = ? "
-                   "AND record_index = ? AND window = 0", &d->has));
+    TRY(prepare_lookup(d));
     TRY(prepare(d, "INSERT INTO sequences(source, member, record_index, window, content_hash, n_tokens, "
                    "tokens, topk, mean_nll, mean_entropy, mean_tail_mass, mean_top1_prob) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &d->insert));
@@ -253,16 +266,91 @@ static int open_or_create(labels_db *d, const labels_meta *meta)
     return rc;
 }
 
+/* Creates a new database whole: the schema and meta are committed in a file
+ * of this process's own ("<path>.new-<pid>"), which is locked and then linked
+ * to path. So path never shows a half-created database (a kill during
+ * creation leaves only the temporary file), and a concurrent creator that
+ * loses the race finds a complete database held by the winner's lock.
+ * @return 0 with *created = 1 and *lock held, or *created = 0 when another
+ * process created path first; -1 + message. */
+static int create_whole(const char *path, const labels_meta *meta, filelock *lock, int *created)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.new-%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return err_set("%s: path too long", path);
+    *created = 0;
+    remove(tmp);
+    labels_db *d = open_handle(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (!d)
+        return -1;
+    int rc = exec(d, "BEGIN IMMEDIATE", "creating the schema");
+    if (rc == 0)
+        rc = create_schema(d, meta);
+    if (rc == 0)
+        rc = exec(d, "COMMIT", "creating the schema");
+    if (rc < 0)
+        err_wrap("%s", path);
+    if (labels_db_close(d) < 0 && rc == 0)
+        rc = -1;
+    if (rc == 0)
+        rc = filelock_acquire(lock, tmp, "distill");
+    if (rc == 0) {
+        if (link(tmp, path) == 0)
+            *created = 1;
+        else if (errno == EEXIST)
+            filelock_release(lock);
+        else
+            rc = err_errno(path, "creating");
+    }
+    if (rc < 0)
+        filelock_release(lock);
+    remove(tmp);
+    return rc;
+}
+
+/* 0 when the lock's descriptor still names the file at path (a writer that
+ * removed its empty database may have unlinked it since this one opened it). */
+static int check_same_file(const filelock *lock, const char *path)
+{
+    struct stat held, now;
+    if (fstat(lock->fd, &held) < 0)
+        return err_errno(path, "checking");
+    if (stat(path, &now) < 0)
+        return err_errno(path, "opening");
+    if (held.st_dev != now.st_dev || held.st_ino != now.st_ino)
+        return err_set("%s: was replaced while opening it", path);
+    return 0;
+}
+
 labels_db *labels_db_open_write(const char *path, const labels_meta *meta)
 {
-    labels_db *d = open_handle(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    if (!d)
+    filelock lock = {-1};
+    int created = 0;
+    if (!file_exists(path) && create_whole(path, meta, &lock, &created) < 0)
         return NULL;
+    if (!created && filelock_acquire(&lock, path, "distill") < 0)
+        return NULL;
+    if (check_same_file(&lock, path) < 0) {
+        filelock_release(&lock);
+        return NULL;
+    }
+    labels_db *d = open_handle(path, SQLITE_OPEN_READWRITE);
+    if (!d) {
+        filelock_release(&lock);
+        return NULL;
+    }
+    d->lock = lock;
+    d->created = created;
     d->writable = 1;
     if (open_or_create(d, meta) < 0 || prepare_writer(d) < 0) {
         return close_keeping_error(d);
     }
     return d;
+}
+
+int labels_db_created(const labels_db *d)
+{
+    return d->created;
 }
 
 labels_db *labels_db_open_read(const char *path)
@@ -272,7 +360,8 @@ labels_db *labels_db_open_read(const char *path)
         return NULL;
     int empty;
     if (check_version(d, &empty) < 0 || (empty && err_set("%s: empty database, not a labels.db", path)) ||
-        prepare(d, "SELECT n_tokens, tokens, topk FROM sequences WHERE seq_id = ?", &d->read) < 0) {
+        prepare(d, "SELECT n_tokens, tokens, topk FROM sequences WHERE seq_id = ?", &d->read) < 0 ||
+        prepare_lookup(d) < 0) {
         return close_keeping_error(d);
     }
     return d;
@@ -397,16 +486,28 @@ static int step_done(labels_db *d, sqlite3_stmt *st, const char *what)
     return rc == SQLITE_DONE ? 0 : db_fail(d, what);
 }
 
+/* WAL from the first write on, not at open: a run that fails before storing
+ * anything leaves a sealed database byte for byte as it was. The switch
+ * rewrites two bytes of page 1 in one write; it goes through MEMORY mode so
+ * that no rollback journal file exists at any instant: a process killed
+ * during the switch would leave a hot journal, which read-only openers
+ * (train, `sqlite3 -readonly`) cannot roll back ("attempt to write a readonly
+ * database"). */
+static int use_wal(labels_db *d)
+{
+    if (d->wal)
+        return 0;
+    TRY(exec(d, "PRAGMA journal_mode = MEMORY", "setting WAL mode"));
+    TRY(exec(d, "PRAGMA journal_mode = WAL", "setting WAL mode"));
+    d->wal = 1;
+    return 0;
+}
+
 int labels_db_begin(labels_db *d)
 {
     if (!d->writable)
         return err_set("%s: opened read-only", d->path);
-    /* WAL from the first write on, not at open: a run that fails before
-     * storing anything leaves a sealed database byte for byte as it was. */
-    if (!d->wal) {
-        TRY(exec(d, "PRAGMA journal_mode = WAL", "setting WAL mode"));
-        d->wal = 1;
-    }
+    TRY(use_wal(d));
     return step_done(d, d->begin, "beginning a transaction");
 }
 
@@ -420,8 +521,6 @@ int labels_db_commit(labels_db *d)
 int labels_db_has_record(labels_db *d, const char *source, const char *member,
                          uint64_t index, uint64_t hash, int *present)
 {
-    if (!d->writable)
-        return err_set("%s: opened read-only", d->path);
     sqlite3_stmt *st = d->has;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, member, -1, SQLITE_STATIC);
@@ -679,7 +778,9 @@ int labels_db_merge_from(labels_db *d, const char *shard_path)
     free(uri);
     if (rc != SQLITE_OK)
         return err_set("%s: cannot attach to %s: %s", shard_path, d->path, sqlite3_errmsg(d->db));
-    int fail = exec(d, "BEGIN IMMEDIATE", "merging");
+    int fail = use_wal(d);
+    if (!fail)
+        fail = exec(d, "BEGIN IMMEDIATE", "merging");
     if (!fail)
         fail = shard_conflicts(d, shard_path);
     if (!fail && sqlite3_exec(d->db,
@@ -698,20 +799,31 @@ int labels_db_merge_from(labels_db *d, const char *shard_path)
     return fail;
 }
 
-int labels_db_seal(labels_db *d)
+/* Runs a journal_mode pragma; a busy database (another connection open)
+ * counts as done: it stays in WAL mode, which is as safe. */
+static int set_journal_mode(labels_db *d, const char *sql)
 {
-    /* Not waiting for other connections: they would hold it for as long as
-     * they are open, and WAL mode is as safe. */
-    sqlite3_busy_timeout(d->db, 0);
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(d->db, "PRAGMA journal_mode = DELETE", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
     if (rc != SQLITE_ROW && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
         return db_fail(d, "leaving WAL mode");
     return 0;
+}
+
+int labels_db_seal(labels_db *d)
+{
+    /* Not waiting for other connections: they would hold it for as long as
+     * they are open. Through MEMORY mode, as in use_wal: leaving WAL rewrites
+     * page 1 and no rollback journal file may exist while it does. */
+    sqlite3_busy_timeout(d->db, 0);
+    int rc = set_journal_mode(d, "PRAGMA journal_mode = MEMORY");
+    if (rc == 0)
+        rc = set_journal_mode(d, "PRAGMA journal_mode = DELETE");
+    sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
+    return rc;
 }
 
 int labels_db_close(labels_db *d)
@@ -730,6 +842,7 @@ int labels_db_close(labels_db *d)
         if (sqlite3_close(d->db) != SQLITE_OK)
             fail = err_set("%s: closing: %s", d->path, sqlite3_errmsg(d->db));
     }
+    filelock_release(&d->lock);
     free(d->path);
     free(d->tok16);
     free(d);

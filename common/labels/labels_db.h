@@ -27,15 +27,24 @@ typedef struct labels_meta {
 
 typedef struct labels_db labels_db;
 
-/* Creates path with the schema and *meta (one transaction), or opens an existing
+/* Creates path with the schema and *meta (whole: path appears only once the
+ * schema is committed, so a kill during creation never leaves a database that
+ * readers must roll back), or opens an existing
  * one and refuses it unless its schema version, teacher hash, tokenizer hash, k
  * and codec version equal *meta (message names the file and what differs).
  * WAL mode from the first labels_db_begin (opening alone changes no byte of
  * an existing file), synchronous=NORMAL (a killed process never loses a
  * committed row; power loss may lose the last transactions but never
  * corrupts).
+ * One writer per database: the handle holds a lock (base/filelock.h) until
+ * it is closed, and a second writer, in this process or another, gets
+ * "<path>: is being written by another distill (pid N)".
  * @return a handle, or NULL + message. *meta is borrowed. */
 labels_db *labels_db_open_write(const char *path, const labels_meta *meta);
+
+/* 1 when this writer's open created the file (so a failed run that stored
+ * nothing may remove it), 0 when it existed. */
+int labels_db_created(const labels_db *db);
 
 /* Read-only open (SQLITE_OPEN_READONLY); refuses a file that is not SQLite or
  * has another schema version. @return a handle, or NULL + message. */
@@ -50,7 +59,7 @@ void labels_meta_free(labels_meta *m);
 int labels_db_begin(labels_db *db);
 int labels_db_commit(labels_db *db);
 
-/* *present = 1 when window 0 of (source, member, index) is stored with this hash;
+/* On read and write handles alike: *present = 1 when window 0 of (source, member, index) is stored with this hash;
  * a stored row with another hash -> -1 "input changed". */
 int labels_db_has_record(labels_db *db, const char *source, const char *member,
                          uint64_t index, uint64_t hash, int *present);

@@ -1,0 +1,29 @@
+/* filelock: one writer per file, across processes and within one.
+ *
+ * A writer holds an open-file-description lock (Linux F_OFD_SETLK) on one
+ * byte far beyond any data, so it never meets SQLite's own byte-range locks
+ * (near offset 1 GiB) and survives other descriptors of the same file being
+ * closed, unlike classic POSIX locks. It also locks a second byte at an offset
+ * that encodes its pid, which lets anyone who finds the file locked name the
+ * holder. The kernel drops both when the process dies, so a killed writer
+ * never leaves a stale lock behind. Taking a lock writes nothing to the file. */
+#ifndef W2S_FILELOCK_H
+#define W2S_FILELOCK_H
+
+#include <sys/types.h>
+
+typedef struct filelock { int fd; } filelock;
+
+/* Takes the writer lock on path (which must exist). @return 0; -1 + message
+ * "<path>: is being written by another process (pid N)" when another writer
+ * holds it, or naming the system error. On failure l->fd is -1. */
+int filelock_acquire(filelock *l, const char *path, const char *what);
+
+/* Releases the lock (safe on a released or zeroed-then-failed lock). */
+void filelock_release(filelock *l);
+
+/* The pid of the process holding the writer lock on path, 0 when nobody holds
+ * it (or path does not exist), -1 + message on a system error. */
+pid_t filelock_holder(const char *path);
+
+#endif
