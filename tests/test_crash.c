@@ -262,12 +262,22 @@ static int kill_at_random(const char *cwd, const char *const *argv, rng_state *r
 {
     double lo = 0.002, hi = max_seconds > lo ? max_seconds : lo + 0.001;
     double delay = lo + (hi - lo) * rng_uniform(rng);
-    pid_t pid = scli_spawn(argv, cwd, NULL, 0);
+    char *log = scli_path(cwd, "killed.log");
+    assert_non_null(log);
+    remove(log);
+    pid_t pid = scli_spawn(argv, cwd, log, 0);
     assert_true(pid > 0);
     struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
     nanosleep(&ts, NULL);
     kill(pid, SIGKILL);
     int status = scli_wait(pid);
+    unsigned char *said = NULL;
+    size_t said_len = 0;
+    if (status != 0 && status != 128 + SIGKILL && file_read_all(log, &said, &said_len) == 0)
+        fail_msg("%s exited %d before the kill: %s", argv[0], status, (char *)said);
+    remove(log);
+    free(log);
+    free(said);
     if (status == 128 + SIGKILL)
         return 1;
     if (status != 0)

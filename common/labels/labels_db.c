@@ -497,8 +497,21 @@ static int use_wal(labels_db *d)
 {
     if (d->wal)
         return 0;
-    TRY(exec(d, "PRAGMA journal_mode = MEMORY", "setting WAL mode"));
-    TRY(exec(d, "PRAGMA journal_mode = WAL", "setting WAL mode"));
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "PRAGMA main.journal_mode", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(d, "reading the journal mode");
+    int rc = sqlite3_step(st);
+    int is_wal = rc == SQLITE_ROW && sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return db_fail(d, "reading the journal mode");
+    /* Already WAL (a resumed run): leaving it, even for a moment, would need
+     * every other connection closed. */
+    d->wal = is_wal;
+    if (d->wal)
+        return 0;
+    TRY(exec(d, "PRAGMA main.journal_mode = MEMORY", "setting WAL mode"));
+    TRY(exec(d, "PRAGMA main.journal_mode = WAL", "setting WAL mode"));
     d->wal = 1;
     return 0;
 }
@@ -819,9 +832,9 @@ int labels_db_seal(labels_db *d)
      * they are open. Through MEMORY mode, as in use_wal: leaving WAL rewrites
      * page 1 and no rollback journal file may exist while it does. */
     sqlite3_busy_timeout(d->db, 0);
-    int rc = set_journal_mode(d, "PRAGMA journal_mode = MEMORY");
+    int rc = set_journal_mode(d, "PRAGMA main.journal_mode = MEMORY");
     if (rc == 0)
-        rc = set_journal_mode(d, "PRAGMA journal_mode = DELETE");
+        rc = set_journal_mode(d, "PRAGMA main.journal_mode = DELETE");
     sqlite3_busy_timeout(d->db, BUSY_TIMEOUT_MS);
     return rc;
 }
