@@ -26,7 +26,7 @@ int kd_tail_parse(const char *text, kd_tail_mode *mode)
     else if (!strcmp(text, "renorm"))
         *mode = KD_TAIL_RENORM;
     else
-        return err_set("--kd-tail: '%s' is not bucket or renorm", text);
+        return err_set("'%s' is not bucket or renorm", text);
     return 0;
 }
 
