@@ -333,6 +333,8 @@ static const bad_case cases[] = {
      EXPECT_USAGE, "--shard", NULL, {"labels.db"}, "new.db"},
     {"distill_shard_0_of_0", {"distill", "--teacher", "t.ckpt", "--db", "new.db", "--input", "gt.txt", "--shard", "0/0", DISTILL_OPTS},
      EXPECT_USAGE, "--shard", NULL, {"labels.db"}, "new.db"},
+    {"train_kd_tail_unknown", {TRAIN_GT, "--labels", "labels.db", "--kd-tail", "tail", "--out", "out.ckpt", TRAIN_SHAPE},
+     EXPECT_USAGE, "--kd-tail: 'tail' is not bucket or renorm", NULL, OUTS_DB, NULL},
 
     /* --labels-where that tries to write or escape */
     {"where_delete", {TRAIN_GT, "--labels", "labels.db", "--labels-where", "1); DELETE FROM sequences; --", "--out", "out.ckpt", TRAIN_SHAPE},

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "nn/kd_loss.h"
 #include "base/rng.h"
 
@@ -207,6 +208,7 @@ static void test_parse(void **state)
     assert_int_equal(kd_tail_parse("bucket", &m), 0);
     assert_int_equal(m, KD_TAIL_BUCKET);
     assert_int_equal(kd_tail_parse("tail", &m), -1);
+    assert_string_equal(err_message(), "'tail' is not bucket or renorm"); /* train names the option */
     assert_string_equal(kd_tail_name(KD_TAIL_RENORM), "renorm");
 }
 

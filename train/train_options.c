@@ -269,8 +269,10 @@ void train_options_parse(train_options *o, int argc, char **argv)
         case OPT_ALPHA: o->alpha = cli_double_arg(prog, "--alpha", optarg, 0.0, 1.0); alpha_given = 1; break;
         case OPT_TAU: o->tau = cli_double_arg(prog, "--tau", optarg, 0.01, 100.0); break;
         case OPT_KD_TAIL:
-            if (kd_tail_parse(optarg, &o->kd_tail) < 0)
+            if (kd_tail_parse(optarg, &o->kd_tail) < 0) {
+                err_wrap("--kd-tail");
                 usage_die(err_message());
+            }
             break;
         case OPT_AUX_CONF: o->aux_conf = cli_double_arg(prog, "--aux-conf", optarg, 0.0, 1.0); break;
         case OPT_AUX_WARMUP: o->aux_warmup = (long)cli_int_arg(prog, "--aux-warmup", optarg, 0, 1000000000); break;

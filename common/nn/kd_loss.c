@@ -13,7 +13,7 @@
 #include "nn/kd_loss.h"
 
 #include "base/err.h"
-#include "nn/model_layers.h" /* model_expf: the vectorisable exp the CE loss uses too */
+#include "nn/vecmath.h"
 
 #include <float.h>
 #include <math.h>
@@ -26,7 +26,7 @@ int kd_tail_parse(const char *text, kd_tail_mode *mode)
     else if (!strcmp(text, "renorm"))
         *mode = KD_TAIL_RENORM;
     else
-        return err_set("--kd-tail: '%s' is not bucket or renorm", text);
+        return err_set("'%s' is not bucket or renorm", text);
     return 0;
 }
 
@@ -76,7 +76,7 @@ static double kd_bucket(float *z, int V, const int32_t *ids, const float *logpro
     for (; j + 16 <= V; j += 16)
         for (int u = 0; u < 16; u++) {
             float x = z[j + u];
-            float e = model_expf((x - m) * inv_tau);
+            float e = vec_expf((x - m) * inv_tau);
             e = x == -INFINITY ? 0.0f : e;
             z[j + u] = e;
             acc[u] += e;
@@ -84,7 +84,7 @@ static double kd_bucket(float *z, int V, const int32_t *ids, const float *logpro
     double e_tail = 0.0;
     for (; j < V; j++) {
         float x = z[j];
-        float e = x == -INFINITY ? 0.0f : model_expf((x - m) * inv_tau);
+        float e = x == -INFINITY ? 0.0f : vec_expf((x - m) * inv_tau);
         z[j] = e;
         e_tail += e;
     }

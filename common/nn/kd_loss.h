@@ -51,7 +51,9 @@ typedef enum { KD_TAIL_BUCKET, KD_TAIL_RENORM } kd_tail_mode;
  * values on the stack). */
 #define KD_MAX_K 1024
 
-/* Parses "bucket" or "renorm". @return 0, or -1 with a message. */
+/* Parses "bucket" or "renorm". @return 0, or -1 with the message "'TEXT' is
+ * not bucket or renorm", which the caller prefixes with where TEXT came from
+ * (train: the option name). */
 int kd_tail_parse(const char *text, kd_tail_mode *mode);
 /* "bucket" or "renorm". */
 const char *kd_tail_name(kd_tail_mode mode);

@@ -7,7 +7,7 @@
 #endif
 #include "nn/loss.h"
 
-#include "nn/model_layers.h"
+#include "nn/vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -25,7 +25,7 @@ double loss_cross_entropy(float *logits, const int32_t *targets, long n, int V, 
             continue;
         }
         float xy = x[y], mx;
-        float sum = model_exp_sub_max(x, V, &mx);
+        float sum = vec_exp_sub_max(x, V, &mx);
         total += log((double)sum) + (double)mx - (double)xy;
         float k = scale / sum;
         for (int j = 0; j < V; j++)

@@ -11,7 +11,7 @@
 #include "nn/model.h"
 
 #include "nn/model_internal.h"
-#include "nn/model_layers.h"
+#include "nn/vecmath.h"
 
 #include <math.h>
 #ifdef __AVX__
@@ -82,7 +82,7 @@ static void adamw_region(void *ctx, int tid, int nthreads)
     double sq = 0.0;
     for (long k = b; k < e; k += 4096) {
         int n = e - k < 4096 ? (int)(e - k) : 4096;
-        sq += model_dot(m->grads + k, m->grads + k, n);
+        sq += vec_dot(m->grads + k, m->grads + k, n);
     }
     m->thread_sums[tid] = sq;
     parallel_barrier(m->pool);

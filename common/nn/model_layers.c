@@ -7,8 +7,11 @@
 #endif
 #include "nn/model_layers.h"
 
+#include "nn/vecmath.h"
+
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 void model_embed_forward(float *out, const int32_t *tokens, const int32_t *pos,
                          const float *wte, const float *wpe, long N, int C)
@@ -40,7 +43,7 @@ void model_layernorm_forward(float *out, float *mean, float *rstd, const float *
     for (long i = 0; i < N; i++) {
         const float *x = inp + i * C;
         float *o = out + i * C;
-        float m = model_sum(x, C) / (float)C;
+        float m = vec_sum(x, C) / (float)C;
         float acc[16] = {0};
         int c = 0;
         for (; c + 16 <= C; c += 16)
@@ -139,10 +142,10 @@ void model_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
-/* tanh(u) = 1 - 2 / (exp(2u) + 1): saturates cleanly through model_expf's clamp. */
+/* tanh(u) = 1 - 2 / (exp(2u) + 1): saturates cleanly through vec_expf's clamp. */
 static inline float fast_tanh(float u)
 {
-    return 1.0f - 2.0f / (model_expf(2.0f * u) + 1.0f);
+    return 1.0f - 2.0f / (vec_expf(2.0f * u) + 1.0f);
 }
 
 void model_gelu_forward(float *out, const float *inp, long n)
@@ -185,7 +188,7 @@ int model_attention_segments(int *start, const int32_t *pos, int t)
 static void masked_softmax(float *p, int lo, int i, int n)
 {
     float mx;
-    float sum = model_exp_sub_max(p + lo, i + 1 - lo, &mx);
+    float sum = vec_exp_sub_max(p + lo, i + 1 - lo, &mx);
     float inv = 1.0f / sum;
     for (int j = lo; j <= i; j++)
         p[j] *= inv;
@@ -263,7 +266,7 @@ void model_attention_backward(float *dqkv, float *scratch, int *seg, const float
                     for (int i = 0; i < nq; i++) {
                         const float *pi = pb + (long)i * t;
                         float *di = ds + (long)i * kend;
-                        float dot = model_dot(pi, di, q0 + i + 1);
+                        float dot = vec_dot(pi, di, q0 + i + 1);
                         for (int j = 0; j < kend; j++)
                             di[j] = pi[j] * (di[j] - dot);
                     }

@@ -6,102 +6,16 @@
  * shapes are row-major, weights (OC, C) = out x in. N counts tokens. Each
  * backward says whether it overwrites or accumulates. Every matrix product is
  * one cblas_sgemm call; the element-wise loops are written so the compiler
- * vectorises them (no calls into libm inside hot loops: the exp below is a
- * vectorisable polynomial). The kernels are single-threaded; the model runs
- * them on disjoint row ranges from its thread pool. */
+ * vectorises them (no calls into libm inside hot loops: exp is vec_expf, a
+ * vectorisable polynomial, and the row sums are vecmath.h's). The kernels
+ * are single-threaded; the model runs them on disjoint row ranges from its
+ * thread pool. */
 #ifndef W2S_MODEL_LAYERS_H
 #define W2S_MODEL_LAYERS_H
 
 #include <stdint.h>
-#include <string.h>
 
 #define MODEL_LN_EPS 1e-5f
-
-/* exp(x) to about 2 ulp for x in [-87.3, 88.3] (clamped outside; NaN stays
- * NaN): Cephes' range reduction and degree-6 polynomial, written without
- * branches or float->int conversion so loops calling it vectorise. */
-static inline float model_expf(float x)
-{
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
-    float r = x * 1.44269504088896341f + 12582912.0f; /* round(x/ln2) in the low mantissa bits */
-    uint32_t rbits;
-    memcpy(&rbits, &r, sizeof rbits);
-    float n = r - 12582912.0f;
-    float f = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * f + 1.3981999507e-3f;
-    p = p * f + 8.3334519073e-3f;
-    p = p * f + 4.1665795894e-2f;
-    p = p * f + 1.6666665459e-1f;
-    p = p * f + 5.0000001201e-1f;
-    float y = p * f * f + f + 1.0f;
-    uint32_t sbits = (rbits - 0x4B400000u + 127u) << 23;
-    float s;
-    memcpy(&s, &sbits, sizeof s);
-    return y * s;
-}
-
-/* Sum of n floats with 16 independent partial sums (vectorisable, and the
- * same order every call, so deterministic). */
-static inline float model_sum(const float *x, int n)
-{
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int u = 0; u < 16; u++)
-            acc[u] += x[i + u];
-    float s = 0.0f;
-    for (int u = 0; u < 16; u++)
-        s += acc[u];
-    for (; i < n; i++)
-        s += x[i];
-    return s;
-}
-
-/* The unnormalised softmax in place: replaces x[0..n) (n >= 1) by
- * exp(x - max) with 16 independent partial sums, stores the max in *max_out
- * and returns the sum. Shared by the attention softmax and the CE loss so
- * both round identically. */
-static inline float model_exp_sub_max(float *x, int n, float *max_out)
-{
-    float mx = x[0];
-    for (int j = 1; j < n; j++)
-        mx = x[j] > mx ? x[j] : mx;
-    float acc[16] = {0};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int u = 0; u < 16; u++) {
-            float e = model_expf(x[j + u] - mx);
-            x[j + u] = e;
-            acc[u] += e;
-        }
-    float sum = 0.0f;
-    for (int u = 0; u < 16; u++)
-        sum += acc[u];
-    for (; j < n; j++) {
-        float e = model_expf(x[j] - mx);
-        x[j] = e;
-        sum += e;
-    }
-    *max_out = mx;
-    return sum;
-}
-
-static inline float model_dot(const float *a, const float *b, int n)
-{
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int u = 0; u < 16; u++)
-            acc[u] += a[i + u] * b[i + u];
-    float s = 0.0f;
-    for (int u = 0; u < 16; u++)
-        s += acc[u];
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
 
 /* out (N,C) = wte[tokens] + wpe[pos]; wte (V,C), wpe (T,C). */
 void model_embed_forward(float *out, const int32_t *tokens, const int32_t *pos,

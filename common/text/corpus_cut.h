@@ -38,12 +38,4 @@ int corpus_cutter_feed(corpus_cutter *c, const unsigned char *data, size_t len);
 /* Ends the member, delivering the last record. @return as corpus_cutter_feed. */
 int corpus_cutter_finish(corpus_cutter *c);
 
-/* Hashes the record and calls the callback with the next index. @return the
- * callback's result. */
-int corpus_cutter_emit(corpus_cutter *c, const unsigned char *data, size_t len);
-/* Parses one jsonl line (without its "\n"; line_no 1-based) and emits its field.
- * @return 0 (blank lines are skipped), or -1 + message naming source, member and
- * line, or the callback's -1. */
-int corpus_jsonl_line(corpus_cutter *c, const unsigned char *line, size_t len, uint64_t line_no);
-
 #endif

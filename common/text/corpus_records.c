@@ -3,8 +3,11 @@
  * Line-based modes find "\n" with memchr; a complete line lying inside one
  * block is handled in place, only a line split across blocks is copied into
  * the line buffer. Paragraph and fortune records are built line by line in the
- * record buffer; file mode appends the whole member there. */
+ * record buffer; file mode appends the whole member there. A jsonl line goes
+ * to the JSON reader (corpus_jsonl.h), which hands back the field's value to
+ * deliver here. */
 #include "text/corpus_cut.h"
+#include "text/corpus_jsonl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +44,9 @@ void corpus_cutter_begin(corpus_cutter *c, const char *source, const char *membe
     c->rec_len = 0;
 }
 
-int corpus_cutter_emit(corpus_cutter *c, const unsigned char *data, size_t len)
+/* Hashes the record and calls the callback with the next index. @return the
+ * callback's result. */
+static int emit(corpus_cutter *c, const unsigned char *data, size_t len)
 {
     corpus_record r = {
         .source = c->source, .member = c->member, .index = c->index,
@@ -88,7 +93,7 @@ static int flush_block(corpus_cutter *c)
     c->rec_len = 0;
     if (is_blank(c->rec, n))
         return 0;
-    return corpus_cutter_emit(c, c->rec, n);
+    return emit(c, c->rec, n);
 }
 
 /* Appends a non-separator line and its "\n" to the record being built. */
@@ -96,6 +101,25 @@ static int add_line(corpus_cutter *c, const unsigned char *s, size_t n)
 {
     TRY(append(c, &c->rec, &c->rec_len, &c->rec_cap, s, n));
     return append(c, &c->rec, &c->rec_len, &c->rec_cap, (const unsigned char *)"\n", 1);
+}
+
+/* One jsonl line: its field's value, when not empty, is the next record; a
+ * bad line is an error naming source, member and 1-based line number. */
+static int jsonl_line(corpus_cutter *c, const unsigned char *s, size_t n)
+{
+    corpus_jsonl_value value;
+    int found = corpus_jsonl_field(s, n, c->spec.field, &value);
+    if (found < 0) {
+        unsigned long long line_no = (unsigned long long)c->line_no;
+        if (c->member[0])
+            return err_wrap("%s: %s: line %llu", c->source, c->member, line_no);
+        return err_wrap("%s: line %llu", c->source, line_no);
+    }
+    if (found == 0)
+        return 0;
+    int rc = value.len > 0 ? emit(c, value.data, value.len) : 0;
+    corpus_jsonl_release(&value);
+    return rc;
 }
 
 /* One complete line without its "\n" (the last line of a member may lack one). */
@@ -106,9 +130,9 @@ static int on_line(corpus_cutter *c, const unsigned char *s, size_t n)
     case RECORDS_LINE:
         if (n > 0 && s[n - 1] == '\r')
             n--;
-        return n > 0 ? corpus_cutter_emit(c, s, n) : 0;
+        return n > 0 ? emit(c, s, n) : 0;
     case RECORDS_JSONL:
-        return corpus_jsonl_line(c, s, n, c->line_no);
+        return jsonl_line(c, s, n);
     case RECORDS_PARAGRAPH:
         return is_blank(s, n) ? flush_block(c) : add_line(c, s, n);
     case RECORDS_FORTUNE:
@@ -149,7 +173,7 @@ int corpus_cutter_finish(corpus_cutter *c)
     if (c->spec.mode == RECORDS_FILE) {
         size_t n = c->rec_len;
         c->rec_len = 0;
-        return n > 0 ? corpus_cutter_emit(c, c->rec, n) : 0;
+        return n > 0 ? emit(c, c->rec, n) : 0;
     }
     if (c->line_len > 0) {
         size_t n = c->line_len;
