@@ -5,7 +5,8 @@
 # `make MPI=1` builds the programs for mpirun into build/mpi; `make test-mpi`
 # runs the mpirun -np 2 checks and `make bench-mpi` the scaling benchmark.
 
-# MPI=1: the programs built with mpicc for `mpirun` (DESIGN §11), in their
+# MPI=1: the programs built with mpicc for `mpirun` (README, "Scale beyond one
+# machine"), in their
 # own build directory since every object differs (-DW2S_MPI).
 ifeq ($(MPI),1)
   BUILD  ?= build/mpi

@@ -1,5 +1,6 @@
 -- labels.db schema, version 1 (PRAGMA user_version). Written by distill,
--- read by train and by anyone with the sqlite3 shell (DESIGN §6).
+-- read by train and by anyone with the sqlite3 shell (README, "Querying the
+-- soft labels with SQL").
 -- The library runs this text once, inside the transaction that creates the
 -- database; the meta rows are inserted by labels_db_open_write.
 
