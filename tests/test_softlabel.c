@@ -98,7 +98,7 @@ static double round_trip(softlabel_codec *c, const labels *l)
         assert_true(tail[i] >= 0.0f);
         assert_true(fabs(tail[i] - (1.0 - sum_dec)) < 1e-5);
         if (t_exact > 1e-6) {
-            /* Tail and rank 1 share the rounding of the others (softlabel.md). */
+            /* Tail and rank 0 share the rounding of the others (softlabel.md). */
             assert_true(fabs(log(tail[i] / t_exact)) <= 1.0 / 32);
             kl_i += t_exact * log(t_exact / tail[i]);
         }
@@ -135,7 +135,7 @@ static void test_round_trip_shapes(void **state)
 }
 
 /* Extreme values: a certain token (tail 0), ties, -inf and tiny log-probs,
- * and a flat top-k, where rank 1 absorbs the rounding of 63 tied entries. */
+ * and a flat top-k, where rank 0 absorbs the rounding of 63 tied entries. */
 static void test_round_trip_extremes(void **state)
 {
     (void)state;
