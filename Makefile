@@ -1,6 +1,8 @@
 # w2s build. `make` builds the programs and the SQLite extension; `make test`
 # installs missing Debian packages (when root), builds and runs the suite;
-# `make asan` runs the suite under AddressSanitizer + UBSan with clang;
+# `make check-layers` checks the include rule (README, "Module map"), as
+# `make test` does first; `make asan` runs the suite under AddressSanitizer
+# + UBSan with clang;
 # `make bench` measures speed; `make fuzz FUZZ_SECONDS=N` runs the fuzzers.
 # `make MPI=1` builds the programs for mpirun into build/mpi; `make test-mpi`
 # runs the mpirun -np 2 checks and `make bench-mpi` the scaling benchmark.
@@ -39,7 +41,7 @@ deb_of_libxxhash := libxxhash-dev
 deb_of_jansson := libjansson-dev
 deb_of_cmocka := libcmocka-dev
 
-ifeq ($(filter deps deps-mpi clean,$(MAKECMDGOALS)),)
+ifeq ($(filter deps deps-mpi check-layers clean,$(MAKECMDGOALS)),)
   ifeq ($(shell command -v pkg-config),)
     $(error pkg-config not found: apt-get install pkg-config)
   endif
@@ -66,7 +68,7 @@ BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
 PROGRAMS := $(BUILD)/distill $(BUILD)/train
 EXT      := $(if $(EXT_SRC),$(BUILD)/softlabel.so)
 
-.PHONY: all test asan bench fuzz deps deps-mpi test-mpi bench-mpi install clean
+.PHONY: all test check-layers asan bench fuzz deps deps-mpi test-mpi bench-mpi install clean
 all: $(PROGRAMS) $(EXT)
 
 $(BUILD)/obj/%.o: %.c
@@ -118,8 +120,12 @@ deps:
 deps-mpi:
 	@tests/deps.sh $(MPI_DEB_PKGS)
 
+# Includes go down the layers only, with no cycles (tests/check_layers.sh).
+check-layers:
+	@tests/check_layers.sh .
+
 # Open MPI is installed when possible, but a machine without it still tests.
-test: deps
+test: check-layers deps
 	@tests/deps.sh $(MPI_DEB_PKGS) >/dev/null 2>&1 || \
 	    echo "w2s: Open MPI not installed; make test-mpi needs it (make deps-mpi)" >&2
 	@$(MAKE) --no-print-directory all $(TESTS)
