@@ -1,11 +1,14 @@
 # w2s build. `make` builds the programs and the SQLite extension; `make test`
 # installs missing Debian packages (when root), builds and runs the suite;
-# `make asan` runs the suite under AddressSanitizer + UBSan with clang;
+# `make check-layers` checks the include rule (README, "Module map"), as
+# `make test` does first; `make asan` runs the suite under AddressSanitizer
+# + UBSan with clang;
 # `make bench` measures speed; `make fuzz FUZZ_SECONDS=N` runs the fuzzers.
 # `make MPI=1` builds the programs for mpirun into build/mpi; `make test-mpi`
 # runs the mpirun -np 2 checks and `make bench-mpi` the scaling benchmark.
 
-# MPI=1: the programs built with mpicc for `mpirun` (DESIGN §11), in their
+# MPI=1: the programs built with mpicc for `mpirun` (README, "Scale beyond one
+# machine"), in their
 # own build directory since every object differs (-DW2S_MPI).
 ifeq ($(MPI),1)
   BUILD  ?= build/mpi
@@ -38,7 +41,7 @@ deb_of_libxxhash := libxxhash-dev
 deb_of_jansson := libjansson-dev
 deb_of_cmocka := libcmocka-dev
 
-ifeq ($(filter deps deps-mpi clean,$(MAKECMDGOALS)),)
+ifeq ($(filter deps deps-mpi check-layers clean,$(MAKECMDGOALS)),)
   ifeq ($(shell command -v pkg-config),)
     $(error pkg-config not found: apt-get install pkg-config)
   endif
@@ -65,7 +68,7 @@ BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
 PROGRAMS := $(BUILD)/distill $(BUILD)/train
 EXT      := $(if $(EXT_SRC),$(BUILD)/softlabel.so)
 
-.PHONY: all test asan bench fuzz deps deps-mpi test-mpi bench-mpi install clean
+.PHONY: all test check-layers asan bench fuzz deps deps-mpi test-mpi bench-mpi install clean
 all: $(PROGRAMS) $(EXT)
 
 $(BUILD)/obj/%.o: %.c
@@ -104,6 +107,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
 
+# test_golden decodes the train state inside resume checkpoints.
+$(BUILD)/tests/test_golden: $(BUILD)/obj/train/train_state.o
+
 $(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
@@ -114,8 +120,12 @@ deps:
 deps-mpi:
 	@tests/deps.sh $(MPI_DEB_PKGS)
 
+# Includes go down the layers only, with no cycles (tests/check_layers.sh).
+check-layers:
+	@tests/check_layers.sh .
+
 # Open MPI is installed when possible, but a machine without it still tests.
-test: deps
+test: check-layers deps
 	@tests/deps.sh $(MPI_DEB_PKGS) >/dev/null 2>&1 || \
 	    echo "w2s: Open MPI not installed; make test-mpi needs it (make deps-mpi)" >&2
 	@$(MAKE) --no-print-directory all $(TESTS)
@@ -157,7 +167,8 @@ install: all
 	install -m 755 $(BUILD)/distill $(DESTDIR)$(PREFIX)/bin/w2s-distill
 	install -m 755 $(BUILD)/train $(DESTDIR)$(PREFIX)/bin/w2s-train
 	install -m 644 $(BUILD)/softlabel.so $(DESTDIR)$(PREFIX)/lib/w2s/softlabel.so
-	install -m 644 schemas/labels.sql schemas/checkpoint.md schemas/softlabel.md $(DESTDIR)$(PREFIX)/share/w2s/
+	install -m 644 schemas/labels.sql schemas/checkpoint.md schemas/softlabel.md schemas/tokenizer.md \
+	    $(DESTDIR)$(PREFIX)/share/w2s/
 
 clean:
 	rm -rf build

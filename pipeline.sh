@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# pipeline.sh: the default weak-to-strong experiment, end to end (DESIGN §1).
+# pipeline.sh: the default weak-to-strong experiment, end to end (README,
+# "The default experiment").
 #
 #   split the corpus by content hash -> teacher on GT -> distill the unlabeled
 #   archive -> baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens of

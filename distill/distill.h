@@ -1,4 +1,4 @@
-/* distill: the jobs of the distill program (issue 5, DESIGN §6, §7, §11).
+/* distill: the jobs of the distill program (README, "Data flow").
  *
  *   distill_run    teacher inference over a corpus into labels.db (resumable)
  *   distill_merge  shard databases into one

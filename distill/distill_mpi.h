@@ -1,5 +1,6 @@
-/* distill_mpi: `distill` under `mpirun -np N` (DESIGN §11; built with make
- * MPI=1). Rank r labels shard r/N of the records -- composed with --shard
+/* distill_mpi: `distill` under `mpirun -np N` (README, "Scale beyond one
+ * machine"; built with make MPI=1). Rank r labels shard r/N of the
+ * records -- composed with --shard
  * i/n as shard i + n*r of n*N, so a job array of MPI jobs still covers every
  * record once -- into its own database DB.shard-r-of-N next to --db; when
  * every rank has finished, rank 0 merges the shards into --db (the merge

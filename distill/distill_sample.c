@@ -1,5 +1,5 @@
 /* distill_sample: the draws of `distill --labels sample:N` at one position
- * (issue 10, schemas/softlabel.md): N tokens with replacement from the
+ * (schemas/softlabel.md): N tokens with replacement from the
  * teacher's softmax at temperature 1.
  *
  * Each position has its own random stream, seeded by XXH3 of (--seed, the

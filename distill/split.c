@@ -1,5 +1,6 @@
 /* split: `distill split`, the deterministic corpus split of the default
- * experiment (DESIGN §1). Each record goes to one named part by its content
+ * experiment (README, "The default experiment"). Each record goes to one
+ * named part by its content
  * hash, so the same record always lands in the same part whatever else the
  * corpus holds, and every part is written as a fortune-style file (records
  * separated by lines holding only "%") that `--records fortune` reads back to

@@ -1,17 +1,26 @@
 -- labels.db schema, version 1 (PRAGMA user_version). Written by distill,
--- read by train and by anyone with the sqlite3 shell (DESIGN §6).
+-- read by train and by anyone with the sqlite3 shell (README, "Querying the
+-- soft labels with SQL").
 -- The library runs this text once, inside the transaction that creates the
 -- database; the meta rows are inserted by labels_db_open_write.
 
 PRAGMA user_version = 1;
 
--- One row per setting. Keys: schema_version, teacher_hash (16 hex digits),
--- teacher_vocab, teacher_layers, teacher_heads, teacher_channels,
--- teacher_seq_len, tokenizer (blob, the tokenizer's serialized form),
--- tokenizer_hash (16 hex digits), k, codec_version, label_kind,
--- quantisation (text: how the codec quantises, schemas/softlabel.md),
--- tool_version, created_at (UTC, ISO 8601), and for sampled labels
--- sample_seed (distill --seed, decimal; a rerun with another seed is refused).
+-- One row per setting. Keys: schema_version, teacher_hash (16 lowercase hex
+-- digits: the teacher checkpoint's identity hash, XXH3-64 of its config and
+-- parameters, schemas/checkpoint.md), teacher_vocab, teacher_layers,
+-- teacher_heads, teacher_channels, teacher_seq_len, tokenizer (blob, the
+-- tokenizer's serialized form, schemas/tokenizer.md), tokenizer_hash (16
+-- lowercase hex digits: XXH3-64, seed 0, of the whole tokenizer blob, its
+-- checksum included), k, codec_version, label_kind, quantisation (text, for
+-- people: how top-k blobs quantise, with ranks counted from 0 as in
+-- schemas/softlabel.md; older databases hold the same text counting from 1,
+-- 'ranks >= 2' and 'rank-1'; written for sampled databases too, whose counts
+-- are exact), tool_version, created_at (UTC, ISO 8601), and for sampled
+-- labels sample_seed (distill --seed, decimal). A resumed distill and
+-- distill merge compare teacher_hash, tokenizer_hash, k, codec_version,
+-- label_kind and sample_seed (when both databases have one) and refuse rows
+-- made otherwise; the other keys are informative and never compared.
 -- label_kind says what every topk blob holds (schemas/softlabel.md):
 --   'topk'      the teacher's top k ids and log-probs + tail; codec_version 3
 --               (1 in databases of earlier versions, still read).
@@ -27,9 +36,17 @@ CREATE TABLE meta (
 -- topk: the soft-label blob (of meta's label_kind) of positions
 -- 0 .. n_tokens - 2 (position i predicts token i + 1). content_hash: XXH3-64
 -- of the record bytes, stored as a signed 64-bit integer (the same bits).
--- Statistics are means over the positions of the window: teacher NLL of the
--- actual next token, entropy of the teacher's top-k + tail (tail as one
--- bucket), tail mass, top-1 prob.
+-- Statistics are means over the positions of the window, computed by distill
+-- from the teacher's full softmax at temperature 1 (all V tokens, before any
+-- quantisation): mean_nll, -log p of the actual next token; mean_entropy,
+-- -sum p log p over the whole vocabulary (nats); mean_top1_prob, the largest
+-- p; mean_tail_mass, the mass outside the stored ids (top-k: outside the top
+-- k; sample:N: outside the distinct ids drawn). The extension's
+-- topk_entropy(topk) is another quantity: the mean entropy of the decoded
+-- blob's partition (top-k entries + the tail as one bucket; for sampled
+-- blobs, the empirical distribution of the draws); for top-k labels it is
+-- below mean_entropy (the tail bucket merges entries), up to the codec's
+-- rounding.
 CREATE TABLE sequences (
     seq_id         INTEGER PRIMARY KEY,
     source         TEXT    NOT NULL,

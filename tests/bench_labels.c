@@ -1,4 +1,4 @@
-/* Benchmark of the label kinds of issue 10 side by side: topk:32, topk:12
+/* Benchmark of the label kinds side by side: topk:32, topk:12
  * and sample:50 blobs of the same synthetic teacher (the bench_softlabel
  * teacher: a shuffled Zipf prior over a 4096 vocabulary, a few boosted
  * context tokens, Gaussian noise; top-1 mean ~0.47). Reports bytes per

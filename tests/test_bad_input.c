@@ -1,4 +1,4 @@
-/* Bad-input table for the train and distill programs (issue 8), black box:
+/* Bad-input table for the train and distill programs, black box:
  * the programs run as subprocesses from $BUILD on fixtures made here (a tiny
  * teacher trained by `train`, a labels.db written by `distill`, damaged
  * copies of both, broken archives, odd text).

@@ -1,4 +1,4 @@
-/* Crash, disk-full and NaN tests of the train and distill programs (issue 8),
+/* Crash, disk-full and NaN tests of the train and distill programs,
  * black box: the programs run as subprocesses from $BUILD.
  *
  * - kill -9 at seeded random instants (a few ms up to the length of an

@@ -19,7 +19,7 @@
 
 enum { V = 40, K = 6 };
 
-/* The DESIGN §8 definition, written out the slow and obvious way. */
+/* The definition (README, "The objective"), written out the slow and obvious way. */
 static double kd_reference(const double *z, const int32_t *ids, const float *logprobs,
                            float tail, int k, double tau, kd_tail_mode mode)
 {

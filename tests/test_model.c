@@ -152,7 +152,8 @@ static double ref_cross_entropy(const double *logits, const int32_t *targets, lo
     return total;
 }
 
-/* Parameters in DESIGN §3 order, as offsets into a flat double array. */
+/* Parameters in their stored order (README, "The model"), as offsets into a
+ * flat double array. */
 typedef struct ref_layout {
     long wte, wpe, ln1w, ln1b, qkvw, qkvb, apw, apb, ln2w, ln2b, fcw, fcb, fpw, fpb, lnfw, lnfb,
         total;

@@ -1,4 +1,4 @@
-/* Tests of sampled soft labels (issue 10): the sampled blob kind round trip
+/* Tests of sampled soft labels: the sampled blob kind round trip
  * (counts exact, canonical order, one blob per set of draws), rejection of bad
  * input and hostile blobs (truncated, patched headers, crafted payloads,
  * random bytes), their presentation through softlabel_decode, and the KD

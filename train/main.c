@@ -1,4 +1,4 @@
-/* train: the second stage of w2s (DESIGN §1, §8) -- trains a student on
+/* train: the second stage of w2s (README, "Data flow") -- trains a student on
  * ground-truth text with the LM loss plus a teacher's stored soft labels with
  * the KD loss, or evaluates a model (--eval). This file parses the options
  * and orchestrates; the work is in trainer.c (step loop), train_setup.c,

@@ -1,4 +1,4 @@
-/* objective: the per-position losses of a training step (DESIGN §8), run over
+/* objective: the per-position losses of a training step (README, "The objective"), run over
  * a batch's logits in place and split across a thread pool by contiguous
  * position ranges. Each range's sum is accumulated in position order and the
  * ranges are added in range order, so results are bit-identical for a fixed

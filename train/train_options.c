@@ -17,7 +17,7 @@ static const char usage_text[] =
     "       train --eval --model MODEL.ckpt --input PATH... [--records MODE] [--json]\n"
     "\n"
     "Trains a GPT-2 style model on ground-truth text (LM loss), optionally plus a\n"
-    "teacher's stored soft labels (KD loss, DESIGN §8), or evaluates a model.\n"
+    "teacher's stored soft labels (KD loss), or evaluates a model.\n"
     "\n"
     "Data:\n"
     "  --gt PATH...           ground-truth text: files, archives, directories or -\n"

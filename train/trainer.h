@@ -1,7 +1,7 @@
 /* trainer: one training run of the train program -- everything the options
  * resolve to (tokenizer, model, data streams, schedule, resumed state) and the
  * step loop that combines the LM loss on the GT batch with the KD loss on the
- * labeled batch (DESIGN §8) in one forward and one backward pass.
+ * labeled batch (README, "The objective") in one forward and one backward pass.
  *
  * train_setup (train_setup.c) resolves and validates everything before the
  * first step, so a bad input fails before any file is written; train_loop

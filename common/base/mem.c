@@ -56,8 +56,8 @@ int mem_reserve(void **ptr, size_t *capacity, size_t need, size_t elem_size, con
 
 /* Buffers of a huge page or more are aligned to it and offered to the
  * kernel's transparent huge pages: the first touch then faults once per
- * 2 MiB instead of once per 4 KiB, which is most of its cost here (DESIGN
- * §12). The advice is only advice: without THP the pages are small. */
+ * 2 MiB instead of once per 4 KiB, which is most of its cost here (README,
+ * "Memory and speed"). The advice is only advice: without THP the pages are small. */
 enum { HUGE_PAGE = 2 << 20 };
 
 void *mem_alloc_big(size_t size, const char *what)

@@ -1,7 +1,8 @@
 /* mem: checked allocation. Every function returns NULL after err_set() naming
  * what was being allocated and how much, so callers only propagate.
  *
- * Per DESIGN §12, the first touch of fresh memory is slow on these machines:
+ * The first touch of fresh memory is slow on these machines (README, "Memory
+ * and speed"):
  * big buffers are allocated once at start-up with mem_alloc_big(), which
  * touches (zeroes) every page immediately, and reused afterwards. */
 #ifndef W2S_MEM_H

@@ -1,4 +1,5 @@
-/* mpi_comm: the programs' thin view of MPI (DESIGN §11) -- rank, size, the
+/* mpi_comm: the programs' thin view of MPI (README, "Scale beyond one
+ * machine") -- rank, size, the
  * few collectives data-parallel training and sharded distillation need, and
  * abort. Built with -DW2S_MPI (`make MPI=1`, compiled with mpicc) it calls
  * Open MPI on MPI_COMM_WORLD; in the plain build every function is a no-op

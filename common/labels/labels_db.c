@@ -189,8 +189,8 @@ static int write_meta(labels_db *d, const labels_meta *m)
     if (!rc && m->sample_seed[0])
         rc = put_meta_text(d, st, "sample_seed", m->sample_seed);
     if (!rc) rc = put_meta_text(d, st, "quantisation",
-                                "schemas/softlabel.md: ranks >= 2 on a 1/1024-nat grid with "
-                                "probability-dependent steps; tail : rank-1 log-odds in 1/64 nat");
+                                "schemas/softlabel.md: ranks >= 1 on a 1/1024-nat grid with "
+                                "probability-dependent steps; tail : rank-0 log-odds in 1/64 nat");
     if (!rc) rc = put_meta_text(d, st, "tool_version", m->tool_version);
     if (!rc) rc = put_meta_text(d, st, "created_at", created);
     sqlite3_finalize(st);

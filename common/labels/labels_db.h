@@ -1,5 +1,5 @@
 /* labels_db: access to labels.db, the SQLite store of teacher soft labels
- * (schema in schemas/labels.sql, compiled in as labels_schema_sql; DESIGN §6).
+ * (schema in schemas/labels.sql, compiled in as labels_schema_sql).
  *
  * distill opens it for writing (one writer, batched WAL transactions, resumable:
  * a record already stored with the same content hash is skipped); train opens

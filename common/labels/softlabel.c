@@ -1,10 +1,10 @@
 /* softlabel: the soft-label codec's header, framing and top-k kind (codec
- * version 1, schemas/softlabel.md); the sampled kind is in softlabel_sampled.c.
+ * versions 3 and 1, schemas/softlabel.md); the sampled kind is in softlabel_sampled.c.
  *
- * Per position: ranks 2..k as closed-loop gap codes on an integer grid of
+ * Per position (ranks from 0): ranks 1..k-1 as closed-loop gap codes on an integer grid of
  * 1/1024 nat whose step grows as the predecessor's probability falls (KL cost
  * of a relative error e on probability q is about q e^2 / 2); the mass they
- * leave split between rank 1 and the tail by a log-odds code, so the tail is
+ * leave split between rank 0 and the tail by a log-odds code, so the tail is
  * stored, not derived from rounded values; ids move-to-front coded across
  * positions (frequent tokens recur). The codes go into byte planes grouped by
  * rank, compressed as one zstd frame with a block per plane so that every
@@ -24,7 +24,7 @@
 #define HEADER_SIZE SOFTLABEL_HEADER_SIZE
 #define UNITS_PER_NAT 1024.0
 #define NLP_MAX 65535            /* largest negative log-prob code: 64 nats */
-#define SPLIT_UNITS_PER_NAT 64.0    /* step of the tail : rank-1 log-odds */
+#define SPLIT_UNITS_PER_NAT 64.0    /* step of the tail : rank-0 log-odds */
 #define SPLIT_ZERO 32768             /* split code of log-odds 0 */
 /* Level 1: the planes are short and already decorrelated, so zstd's entropy
  * stage does nearly all the work; level 6 saved 0.3% on a byte-level teacher
@@ -36,7 +36,7 @@
  * round(c * 1024 * exp(b / 4)) capped at 512: a step of about c / sqrt(q) nat
  * for predecessor probability q, so every rank adds about the same KL
  * (~c^2 / 24 nats), and at most half a nat. Version 3 (written now) takes
- * c = 0.01, which spends most of the 1e-4 nat mean-KL budget (issue 5) on real
+ * c = 0.01, which spends most of the 1e-4 nat mean-KL budget (bench_softlabel) on real
  * teachers; version 1 (still decoded) took c = 0.0075. */
 static const uint16_t step_table_v3[18] = {
     10, 13, 17, 22, 28, 36, 46, 59, 76, 97, 125, 160, 206, 264, 339, 435, 512, 512
@@ -94,7 +94,7 @@ void softlabel_codec_free(softlabel_codec *c)
 }
 
 /* Rank groups: planes hold ranks [group_start[g], group_start[g + 1]) so that
- * each zstd block sees codes of similar statistics (rank 2's gap codes are
+ * each zstd block sees codes of similar statistics (rank 1's gap codes are
  * wide, deep ranks' are mostly 0 or 1). Ranks are 0-based here. */
 #define N_GROUPS 7
 static const int group_start[N_GROUPS + 1] = {0, 1, 2, 4, 8, 16, 32, SOFTLABEL_MAX_K};
@@ -167,10 +167,10 @@ static double prob_of(const softlabel_codec *c, uint32_t nlp)
     return c->prob_high[nlp >> 8] * c->prob_low[nlp & 255];
 }
 
-/* Rank-1 probability and tail implied by the ranks 2..k and the split code:
- * the mass they leave, R = 1 - sum, is split between rank 1 and the tail by
- * the log-odds (code - 32768) / 64 of tail : rank 1 (code 0: no tail).
- * @return 0, or -1 when ranks 2..k leave no mass. */
+/* Rank-0 probability and tail implied by the ranks 1..k-1 and the split code:
+ * the mass they leave, R = 1 - sum, is split between rank 0 and the tail by
+ * the log-odds (code - 32768) / 64 of tail : rank 0 (code 0: no tail).
+ * @return 0, or -1 when ranks 1..k-1 leave no mass. */
 static int split_of(const softlabel_codec *c, const uint32_t *nlp, int k, unsigned code, double *q1,
                     double *tail)
 {
@@ -198,8 +198,8 @@ static unsigned split_code_of(double tail, double p1)
     return t < 1 ? 1 : t > 65535 ? 65535 : (unsigned)t;
 }
 
-/* Gap codes for ranks 2..k of one position into nlp[1..k-1] (nlp[0] = 0 is the
- * predecessor of rank 2), each rounded to the nearest multiple of its step
+/* Gap codes for ranks 1..k-1 of one position into nlp[1..k-1] (nlp[0] = 0 is the
+ * predecessor of rank 1), each rounded to the nearest multiple of its step
  * above the predecessor's reconstruction, so errors never accumulate. */
 static void quantise_ranks(const float *lp, int k, uint32_t *nlp)
 {

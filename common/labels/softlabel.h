@@ -5,7 +5,7 @@
  * probable token ids in rank order and their natural-log probabilities at
  * temperature 1. Log-probs are quantised with a step that grows as the
  * probability falls (the KL cost of a relative error is proportional to the
- * probability); the mass left by ranks 2..k is split between rank 1 and the
+ * probability); the mass left by ranks 1..k-1 is split between rank 0 and the
  * tail by a stored log-odds code, so the tail keeps its relative accuracy.
  *
  * Sampled (kind 1, codec version 2): for n_pos positions, N tokens drawn with
@@ -90,7 +90,7 @@ int softlabel_encode_sampled(softlabel_codec *c, const int32_t *ids, const uint8
  * every length/bound (ids < the blob's vocab <= vocab) -> -1 + message, never
  * reads or writes out of bounds.
  * Top-k: tail (n_pos) = 1 - sum of decoded probs, >= 0. Decoded log-probs of
- * ranks >= 2 are within softlabel_error_bound; rank 1 and the tail share the
+ * ranks >= 1 are within softlabel_error_bound; rank 0 and the tail share the
  * rounding of the others (schemas/softlabel.md).
  * Sampled: *k = N; each position's distinct ids in canonical order with
  * log-prob (float)log(count / N), then pad entries (the position's first id,
@@ -123,7 +123,7 @@ int softlabel_peek_info(const unsigned char *blob, size_t len, softlabel_info *i
 int softlabel_kind_parse(const char *text, softlabel_kind *kind, int *n);
 
 /* The largest |decoded - exact| error, in nats, of the log-prob of an entry of
- * rank >= 2 whose exact log-prob is logprob (in -63..0; inputs sorted by rank). */
+ * rank >= 1 whose exact log-prob is logprob (in -63..0; inputs sorted by rank). */
 double softlabel_error_bound(float logprob);
 
 #endif

@@ -1,4 +1,4 @@
-/* kd_loss: the knowledge-distillation loss of DESIGN §8 for one position,
+/* kd_loss: the knowledge-distillation loss (README, "The objective") of one position,
  * fused in place on the student's logits row like loss_cross_entropy.
  *
  * The teacher is given as its stored top-k ids S with natural-log probs l_i

@@ -1,7 +1,7 @@
 /* model: configuration, creation and GPT-2 initialisation; the passes live
  * in model_pass.c, the optimiser in model_adamw.c, the kernels in
- * model_layers.c. Creation sizes and touches every buffer once (DESIGN §12:
- * first touch is slow), so a training step never allocates. */
+ * model_layers.c. Creation sizes and touches every buffer once (first touch
+ * is slow: README, "Memory and speed"), so a training step never allocates. */
 #include "nn/model.h"
 
 #include "base/err.h"

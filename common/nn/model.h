@@ -1,7 +1,7 @@
-/* model: the GPT-2 decoder of DESIGN §3 -- forward, exact backward, AdamW.
+/* model: the GPT-2 decoder (README, "The model") -- forward, exact backward, AdamW.
  *
  * A model owns five contiguous buffers sized once from its config: parameters,
- * gradients, AdamW first and second moments (all in the DESIGN §3 order), and
+ * gradients, AdamW first and second moments (all in the parameter order), and
  * activations for up to max_rows rows of seq_len tokens (an inference model:
  * parameters and one layer's activations only). Every page is touched
  * at creation; forward, backward and the optimiser step never allocate. Inputs
@@ -49,7 +49,7 @@ model *model_create_inference(const model_config *cfg, int max_rows, int threads
 void model_free(model *m);
 const model_config *model_get_config(const model *m);
 size_t model_num_params(const model *m);
-/* Flat buffers of model_num_params floats in DESIGN §3 order, owned by m. */
+/* Flat buffers of model_num_params floats in the parameter order, owned by m. */
 float *model_params(model *m);
 float *model_grads(model *m);
 float *model_adam_m(model *m);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Parameter tensors in DESIGN §3 order. */
+/* Parameter tensors in their stored order (README, "The model"). */
 enum {
     MODEL_WTE, MODEL_WPE, MODEL_LN1W, MODEL_LN1B, MODEL_QKVW, MODEL_QKVB, MODEL_APW, MODEL_APB,
     MODEL_LN2W, MODEL_LN2B, MODEL_FCW, MODEL_FCB, MODEL_FPW, MODEL_FPB, MODEL_LNFW, MODEL_LNFB,

@@ -1,5 +1,5 @@
 /* topk: the teacher's next-token distribution at one position, reduced to
- * what labels.db keeps (DESIGN §6, §7): the k most probable token ids in rank
+ * what labels.db keeps (schemas/labels.sql): the k most probable token ids in rank
  * order, their log-probabilities at temperature 1, and per-position
  * statistics (entropy of the full softmax, NLL of the actual next token,
  * tail mass outside the top k, top-1 probability).

@@ -1,4 +1,4 @@
-/* corpus: reads text from whatever a user has into records (DESIGN §5).
+/* corpus: reads text from whatever a user has into records.
  *
  * Everything goes through libarchive: an archive in any format it reads (tar,
  * zip, 7z, cpio, ar, iso, ...) under any compression (gzip, bzip2, xz, zstd,

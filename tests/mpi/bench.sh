@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make bench-mpi`: data-parallel scaling of train (issue 9). The same run --
+# `make bench-mpi`: data-parallel scaling of train. The same run --
 # preset-sized student, the same global batch of GT and labeled rows -- at
 # `mpirun -np 1` with one thread and at `-np 2` with one thread per rank.
 # One process with two threads is timed as well, for reference.

@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make test-mpi`: the MPI build ($BUILD, default build/mpi) under
-# `mpirun -np 2` on this machine (DESIGN §11, issue 9). Makes a small corpus
+# `mpirun -np 2` on this machine (README, "Scale beyond one machine"). Makes
+# a small corpus
 # (tests/mpi/text.awk), a tiny teacher and its labels, then checks:
 #   - train: -np 1 and -np 2 give the same losses (1e-5 relative) at each of
 #     50 logged steps, with a batch whose rows split unevenly over the ranks.

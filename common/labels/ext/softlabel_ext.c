@@ -1,5 +1,5 @@
 /* softlabel_ext: SQLite loadable extension (build/softlabel.so) giving SQL
- * access to the soft labels of a labels.db (issue 7, DESIGN §6).
+ * access to the soft labels of a labels.db (schemas/labels.sql).
  *
  *   .load build/softlabel.so
  *   SELECT token_text, prob FROM topk WHERE seq_id = 7 AND pos = 3;
