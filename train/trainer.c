@@ -108,26 +108,46 @@ static void local_pass(loop *l, const label_batch *b, long n_gt, float aux, doub
     model_backward(r->m);
 }
 
+/* Packs the step's GT rows and copies the next labeled batch behind them;
+ * *b is that batch (NULL without labeled rows), to release after the step.
+ * @return the GT targets, or -1 + message (a bad labeled row). */
+static long pack_batch(loop *l, const label_batch **b, long *gt_tokens)
+{
+    train_run *r = l->r;
+    const int T = r->cfg.seq_len;
+    const long gt_cells = (long)r->rows_gt * T, kd_cells = (long)r->rows_kd * T;
+    long n_gt = 0;
+    *gt_tokens = 0;
+    if (r->rows_gt) {
+        packer p;
+        packer_reset(&p, r->rows_gt, T, l->tokens, l->pos);
+        n_gt = gt_sampler_fill(&l->gs, &p, l->targets, gt_tokens);
+    }
+    if (r->rows_kd) {
+        if (!(*b = label_reader_next(r->labels)))
+            return -1;
+        memcpy(l->tokens + gt_cells, (*b)->tokens, sizeof *l->tokens * (size_t)kd_cells);
+        memcpy(l->pos + gt_cells, (*b)->pos, sizeof *l->pos * (size_t)kd_cells);
+    }
+    return n_gt;
+}
+
+/* One training step: pack, forward and backward of this rank's rows, the
+ * sums over the ranks, AdamW. The labeled batch is released on every path.
+ * @return 0, or -1 + message naming the step (a non-finite loss or
+ * gradient stops the run before anything of this step is written). */
 static int run_step(loop *l, long step, step_out *out)
 {
     train_run *r = l->r;
     const train_options *o = r->o;
-    const int T = r->cfg.seq_len;
-    const long gt_cells = (long)r->rows_gt * T, kd_cells = (long)r->rows_kd * T;
-    double t0 = time_now();
-    long n_gt = 0, gt_tokens = 0;
-    if (r->rows_gt) {
-        packer p;
-        packer_reset(&p, r->rows_gt, T, l->tokens, l->pos);
-        n_gt = gt_sampler_fill(&l->gs, &p, l->targets, &gt_tokens);
-    }
     const label_batch *b = NULL;
-    if (r->rows_kd) {
-        b = label_reader_next(r->labels);
-        if (!b)
-            return err_wrap("step %ld", step);
-        memcpy(l->tokens + gt_cells, b->tokens, sizeof *l->tokens * (size_t)kd_cells);
-        memcpy(l->pos + gt_cells, b->pos, sizeof *l->pos * (size_t)kd_cells);
+    double t0 = time_now();
+    int rc = -1;
+    long gt_tokens;
+    long n_gt = pack_batch(l, &b, &gt_tokens);
+    if (n_gt < 0) {
+        err_wrap("step %ld", step);
+        goto done;
     }
     double sums[2];
     float aux = objective_aux_weight(o->aux_conf, o->aux_warmup, r->total_steps, step);
@@ -135,9 +155,8 @@ static int run_step(loop *l, long step, step_out *out)
     double r0 = mpi_comm_reduce_seconds(), w0 = mpi_comm_wait_seconds();
     if (mpi_comm_sum_doubles(sums, 2) < 0 ||
         mpi_comm_sum_floats(model_grads(r->m), model_num_params(r->m)) < 0) {
-        if (b)
-            label_reader_release(r->labels);
-        return err_wrap("step %ld", step);
+        err_wrap("step %ld", step);
+        goto done;
     }
     out->reduce_seconds = mpi_comm_reduce_seconds() - r0;
     out->wait_seconds = mpi_comm_wait_seconds() - w0;
@@ -145,27 +164,30 @@ static int run_step(loop *l, long step, step_out *out)
     out->kd = b ? sums[1] / (double)b->n_positions : 0.0;
     out->loss = (r->rows_gt ? o->alpha * out->lm : 0.0) + (b ? (1.0 - o->alpha) * out->kd : 0.0);
     if (!isfinite(out->loss)) {
-        if (b)
-            label_reader_release(r->labels);
-        return err_set("step %ld: the loss is not finite (LM %g, KD %g); stopped, the last "
-                       "checkpoint %s stays", step, out->lm, out->kd, r->resume_path);
+        err_set("step %ld: the loss is not finite (LM %g, KD %g); stopped, the last checkpoint %s "
+                "stays", step, out->lm, out->kd, r->resume_path);
+        goto done;
     }
     out->lr = model_lr_schedule((float)o->lr, step, r->warmup, r->total_steps);
     l->adamw.lr = out->lr;
     out->grad_norm = model_adamw_step(r->m, &l->adamw, step);
     out->tokens = gt_tokens + (b ? b->n_tokens : 0);
-    if (b) {
+    if (b)
         r->state.kd = b->after;
-        label_reader_release(r->labels);
-    }
     if (r->rows_gt)
         r->state.gt = l->gs.cur;
     r->state.tokens_seen += (uint64_t)out->tokens;
     out->seconds = time_now() - t0;
-    if (!isfinite(out->grad_norm))
-        return err_set("step %ld: the gradient is not finite; stopped, the last checkpoint %s stays",
-                       step, r->resume_path);
-    return 0;
+    if (!isfinite(out->grad_norm)) {
+        err_set("step %ld: the gradient is not finite; stopped, the last checkpoint %s stays", step,
+                r->resume_path);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (b)
+        label_reader_release(r->labels);
+    return rc;
 }
 
 static int print_summary(const train_run *r, long last_step, const step_out *last, double seconds,
