@@ -81,7 +81,7 @@ int distill_slot_add_string(distill_slot *s, const char *text, size_t *offset);
 int distill_label_batch(distill_job *j);
 
 /* distill_summary.c. Prints the final counts on stderr (unless quiet) and
- * the --json object on stdout. */
-void distill_summary_print(const distill_job *j, double seconds);
+ * the --json object on stdout. @return 0, or -1 + message (stdout). */
+int distill_summary_print(const distill_job *j, double seconds);
 
 #endif

@@ -83,7 +83,7 @@ done:
     if (rc < 0 && j.created_db && j.writer.records == 0)
         remove_database(opt->db);
     if (rc == 0)
-        distill_summary_print(&j, time_now() - j.start);
+        rc = distill_summary_print(&j, time_now() - j.start);
     distill_setup_free(&j);
     free(j.seq);
     return rc;

@@ -4,10 +4,12 @@
  * stdout with the writer's counts and where the time went. */
 #include "distill_job.h"
 
+#include "base/json_out.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 
-void distill_summary_print(const distill_job *j, double seconds)
+int distill_summary_print(const distill_job *j, double seconds)
 {
     const distill_options *o = j->opt;
     const distill_writer *w = &j->writer;
@@ -25,12 +27,20 @@ void distill_summary_print(const distill_job *j, double seconds)
                     j->forward_seconds > 0 ? (double)j->forward_positions / j->forward_seconds : 0.0,
                     w->tokens ? (double)w->blob_bytes / (double)w->tokens : 0.0, j->skipped);
     }
-    if (o->json)
-        printf("{\"records\": %" PRIu64 ", \"sequences\": %" PRIu64 ", \"tokens\": %" PRIu64
-               ", \"seconds\": %.3f, \"blob_bytes\": %" PRIu64 ", \"skipped\": %" PRIu64
-               ", \"other_shard\": %" PRIu64 ", \"setup_seconds\": %.3f, \"forward_seconds\": %.3f"
-               ", \"label_seconds\": %.3f, \"writer_wait_seconds\": %.3f}\n",
-               w->records, w->sequences, w->tokens, seconds, w->blob_bytes, j->skipped,
-               j->other_shard, j->setup_seconds, j->forward_seconds, j->label_seconds,
-               j->wait_seconds);
+    if (!o->json)
+        return 0;
+    json_out out;
+    json_out_begin(&out);
+    json_out_int(&out, "records", (int64_t)w->records);
+    json_out_int(&out, "sequences", (int64_t)w->sequences);
+    json_out_int(&out, "tokens", (int64_t)w->tokens);
+    json_out_real(&out, "seconds", seconds);
+    json_out_int(&out, "blob_bytes", (int64_t)w->blob_bytes);
+    json_out_int(&out, "skipped", (int64_t)j->skipped);
+    json_out_int(&out, "other_shard", (int64_t)j->other_shard);
+    json_out_real(&out, "setup_seconds", j->setup_seconds);
+    json_out_real(&out, "forward_seconds", j->forward_seconds);
+    json_out_real(&out, "label_seconds", j->label_seconds);
+    json_out_real(&out, "writer_wait_seconds", j->wait_seconds);
+    return json_out_write(&out, stdout, "stdout", "cannot write the summary");
 }

@@ -11,6 +11,7 @@
 #include "trainer.h"
 
 #include "base/err.h"
+#include "base/json_out.h"
 #include "gt_batch.h"
 #include "base/mem.h"
 #include "metrics.h"
@@ -18,7 +19,6 @@
 #include "base/progress.h"
 #include "text/window.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -193,37 +193,32 @@ done:
 static int print_summary(const train_run *r, long last_step, const step_out *last, double seconds,
                          uint64_t tokens, double reduce_seconds, double wait_seconds)
 {
-    json_t *o = json_object();
-    if (!o)
-        return err_set("summary: out of memory");
-    json_object_set_new(o, "out", json_string(r->o->out));
-    json_object_set_new(o, "steps", json_integer(last_step));
-    json_object_set_new(o, "total_steps", json_integer(r->total_steps));
-    json_object_set_new(o, "params", json_integer((json_int_t)model_num_params(r->m)));
+    json_out j;
+    json_out_begin(&j);
+    json_out_string(&j, "out", r->o->out);
+    json_out_int(&j, "steps", last_step);
+    json_out_int(&j, "total_steps", r->total_steps);
+    json_out_int(&j, "params", (int64_t)model_num_params(r->m));
     if (last) {
         if (r->rows_gt)
-            json_object_set_new(o, "lm_loss", json_real(last->lm));
+            json_out_real(&j, "lm_loss", last->lm);
         if (r->rows_kd)
-            json_object_set_new(o, "kd_loss", json_real(last->kd));
-        json_object_set_new(o, "loss", json_real(last->loss));
+            json_out_real(&j, "kd_loss", last->kd);
+        json_out_real(&j, "loss", last->loss);
     }
     if (isfinite(r->state.best_eval)) {
-        json_object_set_new(o, "eval_loss", json_real(r->state.best_eval));
-        json_object_set_new(o, "best_step", json_integer(r->state.best_step));
+        json_out_real(&j, "eval_loss", r->state.best_eval);
+        json_out_int(&j, "best_step", r->state.best_step);
     }
-    json_object_set_new(o, "tokens", json_integer((json_int_t)tokens));
-    json_object_set_new(o, "tokens_per_s", json_real(seconds > 0 ? (double)tokens / seconds : 0.0));
-    json_object_set_new(o, "seconds", json_real(seconds));
+    json_out_int(&j, "tokens", (int64_t)tokens);
+    json_out_real(&j, "tokens_per_s", seconds > 0 ? (double)tokens / seconds : 0.0);
+    json_out_real(&j, "seconds", seconds);
     if (mpi_comm_size() > 1) {
-        json_object_set_new(o, "ranks", json_integer(mpi_comm_size()));
-        json_object_set_new(o, "allreduce_seconds", json_real(reduce_seconds));
-        json_object_set_new(o, "allreduce_wait_seconds", json_real(wait_seconds));
+        json_out_int(&j, "ranks", mpi_comm_size());
+        json_out_real(&j, "allreduce_seconds", reduce_seconds);
+        json_out_real(&j, "allreduce_wait_seconds", wait_seconds);
     }
-    int rc = json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    json_decref(o);
-    if (rc < 0 || puts("") == EOF || fflush(stdout) == EOF)
-        return err_errno("stdout", "cannot write the summary");
-    return 0;
+    return json_out_write(&j, stdout, "stdout", "cannot write the summary");
 }
 
 /* Evaluates when due and keeps the best model in OUT. */
@@ -344,14 +339,12 @@ int train_labels_only(train_run *r)
                 r->total_steps, (unsigned long long)tokens, seconds, rate);
     if (!r->o->json)
         return 0;
-    json_t *j = json_pack("{s:I, s:I, s:I, s:f, s:f}", "batches", (json_int_t)r->total_steps,
-                          "tokens", (json_int_t)tokens, "positions", (json_int_t)positions,
-                          "seconds", seconds, "tokens_per_s", rate);
-    if (!j)
-        return err_set("--json: cannot build the summary");
-    int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    json_decref(j);
-    if (rc < 0 || puts("") == EOF || fflush(stdout) == EOF)
-        return err_errno("stdout", "cannot write the summary");
-    return 0;
+    json_out j;
+    json_out_begin(&j);
+    json_out_int(&j, "batches", r->total_steps);
+    json_out_int(&j, "tokens", (int64_t)tokens);
+    json_out_int(&j, "positions", (int64_t)positions);
+    json_out_real(&j, "seconds", seconds);
+    json_out_real(&j, "tokens_per_s", rate);
+    return json_out_write(&j, stdout, "stdout", "cannot write the summary");
 }
