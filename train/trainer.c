@@ -40,13 +40,20 @@ typedef struct loop {
     adamw_config adamw;
 } loop;
 
+/* The model as a checkpoint at step: config, tokenizer and parameters. */
+static checkpoint model_checkpoint(const train_run *r, long step)
+{
+    return (checkpoint){.config = r->cfg, .tokenizer = r->tok_blob,
+                        .tokenizer_len = r->tok_blob_len, .params = model_params(r->m),
+                        .step = step};
+}
+
 /* Rank 0 alone writes files; the other ranks hold the same model. */
 static int write_model(const train_run *r, long step)
 {
     if (mpi_comm_rank() != 0)
         return 0;
-    checkpoint ck = {.config = r->cfg, .tokenizer = r->tok_blob, .tokenizer_len = r->tok_blob_len,
-                     .params = model_params(r->m), .step = step};
+    checkpoint ck = model_checkpoint(r, step);
     return checkpoint_write(r->o->out, &ck);
 }
 
@@ -64,10 +71,11 @@ static int write_resume(const train_run *r, long step)
         return 0;
     unsigned char state[TRAIN_STATE_BYTES];
     train_state_encode(&r->state, state);
-    checkpoint ck = {.config = r->cfg, .tokenizer = r->tok_blob, .tokenizer_len = r->tok_blob_len,
-                     .params = model_params(r->m), .adam_m = model_adam_m(r->m),
-                     .adam_v = model_adam_v(r->m), .step = step, .train_state = state,
-                     .train_state_len = sizeof state};
+    checkpoint ck = model_checkpoint(r, step);
+    ck.adam_m = model_adam_m(r->m);
+    ck.adam_v = model_adam_v(r->m);
+    ck.train_state = state;
+    ck.train_state_len = sizeof state;
     return checkpoint_write(r->resume_path, &ck);
 }
 
