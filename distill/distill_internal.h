@@ -1,6 +1,7 @@
 /* distill_internal: the stages of a distill run and the batch slots they
- * pass along (distill_run.c reads and runs the teacher, distill_label.c turns
- * logits into labels, distill_writer.c stores them).
+ * pass along (distill_collect.c packs records into slots, distill_batch.c
+ * runs the teacher on them, distill_label.c turns logits into labels,
+ * distill_writer.c stores them; distill_job.h ties them together).
  *
  * Per batch, on the main thread: the reader packs windows of records into a
  * slot; the teacher runs on it; the labelers (a thread pool, one thread per

@@ -6,8 +6,9 @@
 #include "distill.h"
 
 #include "base/err.h"
-#include "labels/labels_db.h"
+#include "base/json_out.h"
 #include "base/progress.h"
+#include "labels/labels_db.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -45,8 +46,13 @@ int distill_merge(const char *out, const char *const *shards, int n, bool quiet,
     if (!quiet)
         fprintf(stderr, "distill merge: %s holds %" PRId64 " sequences, %" PRId64 " tokens (%.1f s)\n",
                 out, sequences, tokens, seconds);
-    if (json)
-        printf("{\"shards\": %d, \"sequences\": %" PRId64 ", \"tokens\": %" PRId64
-               ", \"seconds\": %.3f}\n", n, sequences, tokens, seconds);
-    return 0;
+    if (!json)
+        return 0;
+    json_out j;
+    json_out_begin(&j);
+    json_out_int(&j, "shards", n);
+    json_out_int(&j, "sequences", sequences);
+    json_out_int(&j, "tokens", tokens);
+    json_out_real(&j, "seconds", seconds);
+    return json_out_write(&j, stdout, "stdout", "cannot write the summary");
 }

@@ -159,10 +159,16 @@ static void parse(int argc, char **argv, parsed *p)
     }
 }
 
-static void refuse(const parsed *p, int opt, const char *name, const char *job)
+/* Exits with a usage error when any of the n options opts was given to job. */
+static void refuse(const parsed *p, const char *job, const int *opts, size_t n)
 {
-    if (p->seen[opt]) {
-        fprintf(stderr, "%s: %s does not take %s (see --help)\n", prog, job, name);
+    for (size_t i = 0; i < n; i++) {
+        if (!p->seen[opts[i]])
+            continue;
+        const struct option *o = long_options;
+        while (o->val != opts[i])
+            o++;
+        fprintf(stderr, "%s: %s does not take --%s (see --help)\n", prog, job, o->name);
         exit(EXIT_USAGE);
     }
 }
@@ -171,12 +177,9 @@ static int run_merge(int argc, char **argv)
 {
     parsed p = {0};
     parse(argc, argv, &p);
-    const char *refused[] = {"--teacher", "--input", "--records", "--topk", "--batch", "--threads",
-                             "--shard", "--labels", "--seed"};
-    const int refused_opt[] = {OPT_TEACHER, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
-                               OPT_THREADS, OPT_SHARD, OPT_LABELS, OPT_SEED};
-    for (size_t i = 0; i < sizeof refused_opt / sizeof *refused_opt; i++)
-        refuse(&p, refused_opt[i], refused[i], "merge");
+    static const int refused[] = {OPT_TEACHER, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
+                                  OPT_THREADS, OPT_SHARD, OPT_LABELS, OPT_SEED};
+    refuse(&p, "merge", refused, sizeof refused / sizeof *refused);
     if (!p.run.db)
         usage_error("merge needs --db OUT.db");
     if (optind >= argc)
@@ -191,12 +194,9 @@ static int run_info(int argc, char **argv)
 {
     parsed p = {0};
     parse(argc, argv, &p);
-    const char *refused[] = {"--teacher", "--db", "--input", "--records", "--topk", "--batch",
-                             "--threads", "--shard", "--quiet", "--labels", "--seed"};
-    const int refused_opt[] = {OPT_TEACHER, OPT_DB, OPT_INPUT, OPT_RECORDS, OPT_TOPK,
-                               OPT_BATCH, OPT_THREADS, OPT_SHARD, OPT_QUIET, OPT_LABELS, OPT_SEED};
-    for (size_t i = 0; i < sizeof refused_opt / sizeof *refused_opt; i++)
-        refuse(&p, refused_opt[i], refused[i], "info");
+    static const int refused[] = {OPT_TEACHER, OPT_DB, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
+                                  OPT_THREADS, OPT_SHARD, OPT_QUIET, OPT_LABELS, OPT_SEED};
+    refuse(&p, "info", refused, sizeof refused / sizeof *refused);
     if (argc - optind != 1)
         usage_error("info needs exactly one labels.db");
     int rc = distill_info(argv[optind], p.run.json);

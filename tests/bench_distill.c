@@ -206,7 +206,7 @@ static int run_distill(char **inputs, int n_inputs, const char *teacher, const c
 static double json_number(const char *json, const char *key)
 {
     char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    snprintf(pat, sizeof pat, "\"%s\":", key);
     const char *p = strstr(json, pat);
     return p ? strtod(p + strlen(pat), NULL) : -1;
 }

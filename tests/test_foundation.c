@@ -1,5 +1,5 @@
-/* Tests of the common basics: RNG streams, error messages, file helpers and
- * command-line number parsing. */
+/* Tests of the common basics: RNG streams, error messages, file helpers,
+ * command-line number parsing and the JSON lines of json_out. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include "base/cli.h"
 #include "base/err.h"
 #include "base/fileio.h"
+#include "base/json_out.h"
 #include "base/mem.h"
 #include "base/rng.h"
 
@@ -205,6 +206,77 @@ static void test_mem_overflow(void **state)
     mem_free_big(big);
 }
 
+/* What json_out wrote to a temporary file (the caller frees it). */
+static char *json_line(json_out *j, int *rc)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    *rc = json_out_write(j, f, "tmp", "cannot write");
+    rewind(f);
+    char *text = calloc(1, 512);
+    assert_non_null(text);
+    size_t n = fread(text, 1, 511, f);
+    text[n] = 0;
+    fclose(f);
+    return text;
+}
+
+static void test_json_out_line(void **state)
+{
+    (void)state;
+    json_out j;
+    json_out_begin(&j);
+    json_out_string(&j, "path", "a \"b\"\n/c");
+    json_out_int(&j, "n", -3);
+    json_out_int(&j, "big", INT64_MAX);
+    json_out_real(&j, "x", 0.1);
+    json_out_real(&j, "y", 1.0 / 3.0);
+    json_out_string(&j, "none", NULL);
+    json_out_begin_object(&j, "inner");
+    json_out_int(&j, "k", 1);
+    json_out_end_object(&j);
+    json_out_int(&j, "after", 2);
+    int rc;
+    char *text = json_line(&j, &rc);
+    assert_int_equal(rc, 0);
+    /* compact, in insertion order, 9 significant digits, one line */
+    assert_string_equal(text, "{\"path\":\"a \\\"b\\\"\\n/c\",\"n\":-3,\"big\":9223372036854775807,"
+                              "\"x\":0.1,\"y\":0.333333333,\"none\":null,\"inner\":{\"k\":1},\"after\":2}\n");
+    free(text);
+}
+
+static void test_json_out_failures(void **state)
+{
+    (void)state;
+    /* A value JSON cannot hold names its key; nothing is written. */
+    json_out j;
+    json_out_begin(&j);
+    json_out_int(&j, "n", 1);
+    json_out_real(&j, "loss", NAN);
+    json_out_string(&j, "text", "\xff");
+    int rc;
+    char *text = json_line(&j, &rc);
+    assert_int_equal(rc, -1);
+    assert_string_equal(text, "");
+    assert_non_null(strstr(err_message(), "tmp: cannot write: the value of \"loss\""));
+    free(text);
+    json_out_begin(&j);
+    json_out_string(&j, "text", "\xff");
+    text = json_line(&j, &rc);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err_message(), "\"text\""));
+    free(text);
+    /* A write error is reported with errno's text. */
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        json_out_begin(&j);
+        json_out_int(&j, "n", 1);
+        assert_int_equal(json_out_write(&j, full, "/dev/full", "cannot write the summary"), -1);
+        assert_non_null(strstr(err_message(), "/dev/full: cannot write the summary: "));
+        fclose(full);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +291,8 @@ int main(void)
         cmocka_unit_test(test_err_wrap),
         cmocka_unit_test(test_cli_parse),
         cmocka_unit_test(test_mem_overflow),
+        cmocka_unit_test(test_json_out_line),
+        cmocka_unit_test(test_json_out_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

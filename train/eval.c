@@ -6,6 +6,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/mpi_comm.h"
+#include "targets.h"
 #include "text/window.h"
 
 #include <math.h>
@@ -27,16 +28,10 @@ int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, eval_r
     for (long batch = 0; next < w->n; batch++) {
         packer p;
         packer_reset(&p, rows, T, tokens, pos);
-        for (size_t i = 0; i < cells; i++)
-            targets[i] = -1;
-        for (; next < w->n; next++) {
-            const int32_t *tok = w->tokens + w->start[next];
-            long off = packer_place(&p, tok, w->len[next]);
-            if (off < 0)
-                break;
-            for (int j = 0; j + 1 < w->len[next]; j++)
-                targets[off + j] = tok[j + 1];
-        }
+        targets_clear(targets, (long)cells);
+        while (next < w->n &&
+               targets_place_window(&p, targets, w->tokens + w->start[next], w->len[next]) >= 0)
+            next++;
         if (batch % ranks != rank)
             continue;
         int used = packer_rows_used(&p);

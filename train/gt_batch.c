@@ -3,6 +3,7 @@
 #include "gt_batch.h"
 
 #include "base/mem.h"
+#include "targets.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -33,24 +34,15 @@ long gt_sampler_fill(gt_sampler *s, packer *p, int32_t *targets, long *n_tokens)
     const gt_windows *w = s->w;
     long n_targets = 0;
     *n_tokens = 0;
-    for (long i = 0; i < (long)p->rows * p->T; i++)
-        targets[i] = -1;
+    targets_clear(targets, (long)p->rows * p->T);
     for (;;) {
         uint32_t win = s->perm[s->cur.index];
-        const int32_t *tok = w->tokens + w->start[win];
         int len = w->len[win];
-        long off = packer_place(p, tok, len);
-        if (off < 0)
+        if (targets_place_window(p, targets, w->tokens + w->start[win], len) < 0)
             break;
-        for (int j = 0; j + 1 < len; j++)
-            targets[off + j] = tok[j + 1];
         n_targets += len - 1;
         *n_tokens += len;
-        if (++s->cur.index == w->n) {
-            s->cur.epoch++;
-            s->cur.index = 0;
-            train_stream_permutation(s->perm, w->n, s->seed, s->stream, s->cur.epoch);
-        }
+        train_cursor_advance(&s->cur, s->perm, w->n, s->seed, s->stream);
     }
     return n_targets;
 }

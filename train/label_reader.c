@@ -7,6 +7,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "labels/softlabel.h"
+#include "targets.h"
 #include "text/window.h"
 
 #include <pthread.h>
@@ -99,11 +100,7 @@ uint64_t label_reader_tokens(const label_reader *r)
 
 static void advance(label_reader *r)
 {
-    if (++r->cur.index == r->n) {
-        r->cur.epoch++;
-        r->cur.index = 0;
-        train_stream_permutation(r->perm, r->n, r->seed, TRAIN_STREAM_KD, r->cur.epoch);
-    }
+    train_cursor_advance(&r->cur, r->perm, r->n, r->seed, TRAIN_STREAM_KD);
 }
 
 /* Reads the row at the cursor into row_tokens / blob (skipping rows too short
@@ -128,7 +125,7 @@ static int read_pending(label_reader *r)
 
 static int place_pending(label_reader *r, label_batch *b, packer *p, int *placed)
 {
-    long off = packer_place(p, r->row_tokens, r->row_len);
+    long off = targets_place_window(p, b->targets, r->row_tokens, r->row_len);
     *placed = off >= 0;
     if (off < 0)
         return 0;
@@ -144,8 +141,6 @@ static int place_pending(label_reader *r, label_batch *b, packer *p, int *placed
             return err_set("%s: seq_id %lld: soft labels hold %d positions of k = %d, expected %d of k = %d",
                            r->path, (long long)id, got_pos, got_k, n_pos, r->k);
     }
-    for (int j = 0; j < n_pos; j++)
-        b->targets[off + j] = r->row_tokens[j + 1];
     b->n_positions += n_pos;
     b->n_tokens += r->row_len;
     r->row_len = 0;
@@ -158,8 +153,7 @@ static int fill(label_reader *r, label_batch *b)
     packer p;
     long cells = (long)r->rows * r->T;
     packer_reset(&p, r->rows, r->T, b->tokens, b->pos);
-    for (long i = 0; i < cells; i++)
-        b->targets[i] = -1;
+    targets_clear(b->targets, cells);
     b->n_positions = b->n_tokens = 0;
     for (;;) {
         int placed;

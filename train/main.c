@@ -2,7 +2,8 @@
  * ground-truth text with the LM loss plus a teacher's stored soft labels with
  * the KD loss, or evaluates a model (--eval). This file parses the options
  * and orchestrates; the work is in trainer.c (step loop), train_setup.c,
- * gt_data.c, gt_batch.c, label_reader.c, objective.c, eval.c and metrics.c.
+ * gt_data.c, gt_batch.c, label_reader.c, targets.c, objective.c, eval.c and
+ * metrics.c.
  *
  * Under mpirun (built with make MPI=1) every rank runs the same command: the
  * trainer splits each step's rows over the ranks, and rank 0 alone prints and
@@ -11,6 +12,7 @@
 #include "nn/checkpoint.h"
 #include "base/cli.h"
 #include "base/err.h"
+#include "base/json_out.h"
 #include "eval.h"
 #include "gt_data.h"
 #include "nn/model.h"
@@ -21,7 +23,6 @@
 #include "train_options.h"
 #include "trainer.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,15 +33,13 @@ static int print_eval(const train_options *o, const eval_result *e)
                (unsigned long long)e->tokens, e->loss, e->ppl, e->bits_per_byte);
         return fflush(stdout) == EOF ? err_errno("stdout", "write failed") : 0;
     }
-    json_t *j = json_pack("{s:I, s:f, s:f, s:f}", "tokens", (json_int_t)e->tokens, "loss", e->loss,
-                          "ppl", e->ppl, "bits_per_byte", e->bits_per_byte);
-    if (!j)
-        return err_set("--json: cannot build the result");
-    int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    json_decref(j);
-    if (rc < 0 || puts("") == EOF || fflush(stdout) == EOF)
-        return err_errno("stdout", "write failed");
-    return 0;
+    json_out j;
+    json_out_begin(&j);
+    json_out_int(&j, "tokens", (int64_t)e->tokens);
+    json_out_real(&j, "loss", e->loss);
+    json_out_real(&j, "ppl", e->ppl);
+    json_out_real(&j, "bits_per_byte", e->bits_per_byte);
+    return json_out_write(&j, stdout, "stdout", "write failed");
 }
 
 /* Set when every rank left at the same setup check, so nobody waits in a

@@ -2,9 +2,9 @@
 #include "metrics.h"
 
 #include "base/err.h"
+#include "base/json_out.h"
 #include "base/mem.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 
 struct metrics {
@@ -29,32 +29,22 @@ metrics *metrics_open(const char *path, int append)
     return mt;
 }
 
-static void set_real(json_t *o, const char *key, double v)
-{
-    json_object_set_new(o, key, json_real(v));
-}
-
 int metrics_write(metrics *mt, const metrics_step *s)
 {
-    json_t *o = json_object();
-    if (!o)
-        return err_set("%s: out of memory", mt->path);
-    json_object_set_new(o, "step", json_integer(s->step));
+    json_out j;
+    json_out_begin(&j);
+    json_out_int(&j, "step", s->step);
     if (s->has_lm)
-        set_real(o, "lm_loss", s->lm_loss);
+        json_out_real(&j, "lm_loss", s->lm_loss);
     if (s->has_kd)
-        set_real(o, "kd_loss", s->kd_loss);
-    set_real(o, "loss", s->loss);
-    set_real(o, "lr", s->lr);
-    set_real(o, "grad_norm", s->grad_norm);
-    set_real(o, "tokens_per_s", s->tokens_per_s);
+        json_out_real(&j, "kd_loss", s->kd_loss);
+    json_out_real(&j, "loss", s->loss);
+    json_out_real(&j, "lr", s->lr);
+    json_out_real(&j, "grad_norm", s->grad_norm);
+    json_out_real(&j, "tokens_per_s", s->tokens_per_s);
     if (s->has_eval)
-        set_real(o, "eval_loss", s->eval_loss);
-    int rc = json_dumpf(o, mt->fp, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    json_decref(o);
-    if (rc < 0 || fputc('\n', mt->fp) == EOF || fflush(mt->fp) == EOF)
-        return err_errno(mt->path, "cannot write metrics");
-    return 0;
+        json_out_real(&j, "eval_loss", s->eval_loss);
+    return json_out_write(&j, mt->fp, mt->path, "cannot write metrics");
 }
 
 int metrics_close(metrics *mt)

@@ -1,6 +1,6 @@
-/* metrics: the machine-readable record of a training run -- one JSON object
- * per line (jansson) per step in the --metrics file, and the final summary
- * object printed by --json. */
+/* metrics: the machine-readable record of a training run's steps -- one JSON
+ * object per step and line (common/base/json_out.h) in the --metrics file.
+ * The --json summary at the end is trainer.c's. */
 #ifndef W2S_METRICS_H
 #define W2S_METRICS_H
 

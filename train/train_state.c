@@ -73,3 +73,12 @@ void train_stream_permutation(uint32_t *perm, size_t n, uint64_t seed, int strea
         perm[i] = (uint32_t)i;
     rng_shuffle_u32(&rng, perm, n);
 }
+
+void train_cursor_advance(train_cursor *c, uint32_t *perm, size_t n, uint64_t seed, int stream)
+{
+    if (++c->index == n) {
+        c->epoch++;
+        c->index = 0;
+        train_stream_permutation(perm, n, seed, stream, c->epoch);
+    }
+}

@@ -42,4 +42,8 @@ void train_stream_rng(rng_state *rng, uint64_t seed, int stream, uint64_t epoch)
 /* Fisher-Yates permutation of 0..n-1 for (seed, stream, epoch) into perm. */
 void train_stream_permutation(uint32_t *perm, size_t n, uint64_t seed, int stream, uint64_t epoch);
 
+/* Moves c past one of the stream's n windows; at the end of an epoch, to the
+ * start of the next, with perm redrawn for it. */
+void train_cursor_advance(train_cursor *c, uint32_t *perm, size_t n, uint64_t seed, int stream);
+
 #endif

@@ -11,6 +11,7 @@
 #include "trainer.h"
 
 #include "base/err.h"
+#include "base/json_out.h"
 #include "gt_batch.h"
 #include "base/mem.h"
 #include "metrics.h"
@@ -18,7 +19,6 @@
 #include "base/progress.h"
 #include "text/window.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,13 +40,20 @@ typedef struct loop {
     adamw_config adamw;
 } loop;
 
+/* The model as a checkpoint at step: config, tokenizer and parameters. */
+static checkpoint model_checkpoint(const train_run *r, long step)
+{
+    return (checkpoint){.config = r->cfg, .tokenizer = r->tok_blob,
+                        .tokenizer_len = r->tok_blob_len, .params = model_params(r->m),
+                        .step = step};
+}
+
 /* Rank 0 alone writes files; the other ranks hold the same model. */
 static int write_model(const train_run *r, long step)
 {
     if (mpi_comm_rank() != 0)
         return 0;
-    checkpoint ck = {.config = r->cfg, .tokenizer = r->tok_blob, .tokenizer_len = r->tok_blob_len,
-                     .params = model_params(r->m), .step = step};
+    checkpoint ck = model_checkpoint(r, step);
     return checkpoint_write(r->o->out, &ck);
 }
 
@@ -64,10 +71,11 @@ static int write_resume(const train_run *r, long step)
         return 0;
     unsigned char state[TRAIN_STATE_BYTES];
     train_state_encode(&r->state, state);
-    checkpoint ck = {.config = r->cfg, .tokenizer = r->tok_blob, .tokenizer_len = r->tok_blob_len,
-                     .params = model_params(r->m), .adam_m = model_adam_m(r->m),
-                     .adam_v = model_adam_v(r->m), .step = step, .train_state = state,
-                     .train_state_len = sizeof state};
+    checkpoint ck = model_checkpoint(r, step);
+    ck.adam_m = model_adam_m(r->m);
+    ck.adam_v = model_adam_v(r->m);
+    ck.train_state = state;
+    ck.train_state_len = sizeof state;
     return checkpoint_write(r->resume_path, &ck);
 }
 
@@ -108,26 +116,46 @@ static void local_pass(loop *l, const label_batch *b, long n_gt, float aux, doub
     model_backward(r->m);
 }
 
+/* Packs the step's GT rows and copies the next labeled batch behind them;
+ * *b is that batch (NULL without labeled rows), to release after the step.
+ * @return the GT targets, or -1 + message (a bad labeled row). */
+static long pack_batch(loop *l, const label_batch **b, long *gt_tokens)
+{
+    train_run *r = l->r;
+    const int T = r->cfg.seq_len;
+    const long gt_cells = (long)r->rows_gt * T, kd_cells = (long)r->rows_kd * T;
+    long n_gt = 0;
+    *gt_tokens = 0;
+    if (r->rows_gt) {
+        packer p;
+        packer_reset(&p, r->rows_gt, T, l->tokens, l->pos);
+        n_gt = gt_sampler_fill(&l->gs, &p, l->targets, gt_tokens);
+    }
+    if (r->rows_kd) {
+        if (!(*b = label_reader_next(r->labels)))
+            return -1;
+        memcpy(l->tokens + gt_cells, (*b)->tokens, sizeof *l->tokens * (size_t)kd_cells);
+        memcpy(l->pos + gt_cells, (*b)->pos, sizeof *l->pos * (size_t)kd_cells);
+    }
+    return n_gt;
+}
+
+/* One training step: pack, forward and backward of this rank's rows, the
+ * sums over the ranks, AdamW. The labeled batch is released on every path.
+ * @return 0, or -1 + message naming the step (a non-finite loss or
+ * gradient stops the run before anything of this step is written). */
 static int run_step(loop *l, long step, step_out *out)
 {
     train_run *r = l->r;
     const train_options *o = r->o;
-    const int T = r->cfg.seq_len;
-    const long gt_cells = (long)r->rows_gt * T, kd_cells = (long)r->rows_kd * T;
-    double t0 = time_now();
-    long n_gt = 0, gt_tokens = 0;
-    if (r->rows_gt) {
-        packer p;
-        packer_reset(&p, r->rows_gt, T, l->tokens, l->pos);
-        n_gt = gt_sampler_fill(&l->gs, &p, l->targets, &gt_tokens);
-    }
     const label_batch *b = NULL;
-    if (r->rows_kd) {
-        b = label_reader_next(r->labels);
-        if (!b)
-            return err_wrap("step %ld", step);
-        memcpy(l->tokens + gt_cells, b->tokens, sizeof *l->tokens * (size_t)kd_cells);
-        memcpy(l->pos + gt_cells, b->pos, sizeof *l->pos * (size_t)kd_cells);
+    double t0 = time_now();
+    int rc = -1;
+    long gt_tokens;
+    long n_gt = pack_batch(l, &b, &gt_tokens);
+    if (n_gt < 0) {
+        err_wrap("step %ld", step);
+        goto done;
     }
     double sums[2];
     float aux = objective_aux_weight(o->aux_conf, o->aux_warmup, r->total_steps, step);
@@ -135,9 +163,8 @@ static int run_step(loop *l, long step, step_out *out)
     double r0 = mpi_comm_reduce_seconds(), w0 = mpi_comm_wait_seconds();
     if (mpi_comm_sum_doubles(sums, 2) < 0 ||
         mpi_comm_sum_floats(model_grads(r->m), model_num_params(r->m)) < 0) {
-        if (b)
-            label_reader_release(r->labels);
-        return err_wrap("step %ld", step);
+        err_wrap("step %ld", step);
+        goto done;
     }
     out->reduce_seconds = mpi_comm_reduce_seconds() - r0;
     out->wait_seconds = mpi_comm_wait_seconds() - w0;
@@ -145,63 +172,61 @@ static int run_step(loop *l, long step, step_out *out)
     out->kd = b ? sums[1] / (double)b->n_positions : 0.0;
     out->loss = (r->rows_gt ? o->alpha * out->lm : 0.0) + (b ? (1.0 - o->alpha) * out->kd : 0.0);
     if (!isfinite(out->loss)) {
-        if (b)
-            label_reader_release(r->labels);
-        return err_set("step %ld: the loss is not finite (LM %g, KD %g); stopped, the last "
-                       "checkpoint %s stays", step, out->lm, out->kd, r->resume_path);
+        err_set("step %ld: the loss is not finite (LM %g, KD %g); stopped, the last checkpoint %s "
+                "stays", step, out->lm, out->kd, r->resume_path);
+        goto done;
     }
     out->lr = model_lr_schedule((float)o->lr, step, r->warmup, r->total_steps);
     l->adamw.lr = out->lr;
     out->grad_norm = model_adamw_step(r->m, &l->adamw, step);
     out->tokens = gt_tokens + (b ? b->n_tokens : 0);
-    if (b) {
+    if (b)
         r->state.kd = b->after;
-        label_reader_release(r->labels);
-    }
     if (r->rows_gt)
         r->state.gt = l->gs.cur;
     r->state.tokens_seen += (uint64_t)out->tokens;
     out->seconds = time_now() - t0;
-    if (!isfinite(out->grad_norm))
-        return err_set("step %ld: the gradient is not finite; stopped, the last checkpoint %s stays",
-                       step, r->resume_path);
-    return 0;
+    if (!isfinite(out->grad_norm)) {
+        err_set("step %ld: the gradient is not finite; stopped, the last checkpoint %s stays", step,
+                r->resume_path);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (b)
+        label_reader_release(r->labels);
+    return rc;
 }
 
 static int print_summary(const train_run *r, long last_step, const step_out *last, double seconds,
                          uint64_t tokens, double reduce_seconds, double wait_seconds)
 {
-    json_t *o = json_object();
-    if (!o)
-        return err_set("summary: out of memory");
-    json_object_set_new(o, "out", json_string(r->o->out));
-    json_object_set_new(o, "steps", json_integer(last_step));
-    json_object_set_new(o, "total_steps", json_integer(r->total_steps));
-    json_object_set_new(o, "params", json_integer((json_int_t)model_num_params(r->m)));
+    json_out j;
+    json_out_begin(&j);
+    json_out_string(&j, "out", r->o->out);
+    json_out_int(&j, "steps", last_step);
+    json_out_int(&j, "total_steps", r->total_steps);
+    json_out_int(&j, "params", (int64_t)model_num_params(r->m));
     if (last) {
         if (r->rows_gt)
-            json_object_set_new(o, "lm_loss", json_real(last->lm));
+            json_out_real(&j, "lm_loss", last->lm);
         if (r->rows_kd)
-            json_object_set_new(o, "kd_loss", json_real(last->kd));
-        json_object_set_new(o, "loss", json_real(last->loss));
+            json_out_real(&j, "kd_loss", last->kd);
+        json_out_real(&j, "loss", last->loss);
     }
     if (isfinite(r->state.best_eval)) {
-        json_object_set_new(o, "eval_loss", json_real(r->state.best_eval));
-        json_object_set_new(o, "best_step", json_integer(r->state.best_step));
+        json_out_real(&j, "eval_loss", r->state.best_eval);
+        json_out_int(&j, "best_step", r->state.best_step);
     }
-    json_object_set_new(o, "tokens", json_integer((json_int_t)tokens));
-    json_object_set_new(o, "tokens_per_s", json_real(seconds > 0 ? (double)tokens / seconds : 0.0));
-    json_object_set_new(o, "seconds", json_real(seconds));
+    json_out_int(&j, "tokens", (int64_t)tokens);
+    json_out_real(&j, "tokens_per_s", seconds > 0 ? (double)tokens / seconds : 0.0);
+    json_out_real(&j, "seconds", seconds);
     if (mpi_comm_size() > 1) {
-        json_object_set_new(o, "ranks", json_integer(mpi_comm_size()));
-        json_object_set_new(o, "allreduce_seconds", json_real(reduce_seconds));
-        json_object_set_new(o, "allreduce_wait_seconds", json_real(wait_seconds));
+        json_out_int(&j, "ranks", mpi_comm_size());
+        json_out_real(&j, "allreduce_seconds", reduce_seconds);
+        json_out_real(&j, "allreduce_wait_seconds", wait_seconds);
     }
-    int rc = json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    json_decref(o);
-    if (rc < 0 || puts("") == EOF || fflush(stdout) == EOF)
-        return err_errno("stdout", "cannot write the summary");
-    return 0;
+    return json_out_write(&j, stdout, "stdout", "cannot write the summary");
 }
 
 /* Evaluates when due and keeps the best model in OUT. */
@@ -322,14 +347,12 @@ int train_labels_only(train_run *r)
                 r->total_steps, (unsigned long long)tokens, seconds, rate);
     if (!r->o->json)
         return 0;
-    json_t *j = json_pack("{s:I, s:I, s:I, s:f, s:f}", "batches", (json_int_t)r->total_steps,
-                          "tokens", (json_int_t)tokens, "positions", (json_int_t)positions,
-                          "seconds", seconds, "tokens_per_s", rate);
-    if (!j)
-        return err_set("--json: cannot build the summary");
-    int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-    json_decref(j);
-    if (rc < 0 || puts("") == EOF || fflush(stdout) == EOF)
-        return err_errno("stdout", "cannot write the summary");
-    return 0;
+    json_out j;
+    json_out_begin(&j);
+    json_out_int(&j, "batches", r->total_steps);
+    json_out_int(&j, "tokens", (int64_t)tokens);
+    json_out_int(&j, "positions", (int64_t)positions);
+    json_out_real(&j, "seconds", seconds);
+    json_out_real(&j, "tokens_per_s", rate);
+    return json_out_write(&j, stdout, "stdout", "cannot write the summary");
 }
