@@ -8,7 +8,6 @@
 
 #include "base/cli.h"
 #include "base/err.h"
-#include "base/fileio.h"
 #include "nn/checkpoint.h"
 
 #include <inttypes.h>
