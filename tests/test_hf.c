@@ -649,6 +649,17 @@ static int train(const char *const *argv)
     return last.status;
 }
 
+/* A refused command left the user's file name as it was: exactly text. */
+static void assert_holds(const char *name, const char *text)
+{
+    unsigned char *kept;
+    size_t len;
+    assert_int_equal(file_read_all(path_in(name), &kept, &len), 0);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(kept, text, len);
+    free(kept);
+}
+
 static void test_cli_import_refusals(void **state)
 {
     (void)state;
@@ -693,11 +704,7 @@ static void test_cli_export_refusals(void **state)
     const char *full[] = {"train", "export", "--model", "w2s.ckpt", "--out", "full/", NULL};
     assert_int_equal(train(full), 1);
     assert_true(contains(last.err, "full: exists and is not empty"));
-    unsigned char *kept;
-    size_t len;
-    assert_int_equal(file_read_all(path_in("full/mine.txt"), &kept, &len), 0);
-    assert_memory_equal(kept, "mine", 4);
-    free(kept);
+    assert_holds("full/mine.txt", "mine");
     const char *file[] = {"train", "export", "--model", "w2s.ckpt", "--out", "gt.txt", NULL};
     assert_int_equal(train(file), 1);
     assert_true(contains(last.err, "not a directory"));
@@ -735,11 +742,7 @@ static void test_init_shape_options(void **state)
         assert_int_equal(train(argv), 1);
         assert_true(contains(last.err, "w2s.ckpt: the checkpoint is L1 H2 C32 T32"));
     }
-    unsigned char *kept;
-    size_t len;
-    assert_int_equal(file_read_all(path_in("keep.ckpt"), &kept, &len), 0);
-    assert_memory_equal(kept, "keep", 4);
-    free(kept);
+    assert_holds("keep.ckpt", "keep");
 }
 
 #ifdef W2S_HAVE_GPT2_TOKENIZER

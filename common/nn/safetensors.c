@@ -278,6 +278,13 @@ fail:
     return NULL;
 }
 
+static float bits_to_f32(uint32_t bits)
+{
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
 /* IEEE binary16 to binary32, exact. */
 static float f16_to_f32(uint32_t h)
 {
@@ -290,16 +297,7 @@ static float f16_to_f32(uint32_t h)
         float v = (float)mant * 0x1p-24f;               /* zero or subnormal */
         return sign ? -v : v;
     }
-    float v;
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
-
-static float bits_to_f32(uint32_t bits)
-{
-    float v;
-    memcpy(&v, &bits, sizeof v);
-    return v;
+    return bits_to_f32(bits);
 }
 
 /* Element i of a F32, F16 or BF16 tensor (dtype checked by the caller). */
