@@ -5,7 +5,8 @@
  * here against the Hugging Face layout; weights exported and re-imported bit
  * for bit; every malformed directory refused with the file and the tensor or
  * key named; `train import` / `train export` on the command line; and
- * `train --init`, whose shape options must match the checkpoint.
+ * `train --init` (LM only and LM + KD), whose shape options must match the
+ * checkpoint.
  *
  * The tokenizer files need the GPT-2 tokenizer (text/tok_gpt2.h); the
  * command-line round trip that needs it is compiled with
@@ -640,7 +641,8 @@ static void test_hf_config_refusals(void **state)
 
 static scli_result last;
 
-static int train(const char *const *argv)
+/* Runs $BUILD/argv[0] (train or distill) in the test directory. */
+static int run(const char *const *argv)
 {
     scli_result_free(&last);
     assert_int_equal(scli_run_in(dir, argv, &last), 0);
@@ -667,18 +669,18 @@ static void test_cli_import_refusals(void **state)
     o.drop = "h.0.ln_2.weight";
     write_gpt2("cli", &o, NULL);
     const char *argv[] = {"train", "import", "--hf", "cli", "--out", "cli.ckpt", NULL};
-    assert_int_equal(train(argv), 1);
+    assert_int_equal(run(argv), 1);
     assert_true(contains(last.err, "cli/model.safetensors: tensor 'h.0.ln_2.weight' is missing"));
     assert_false(file_exists(path_in("cli.ckpt")));
     o = tiny();
     o.model_type = "llama";
     write_gpt2("cli", &o, NULL);
-    assert_int_equal(train(argv), 1);
+    assert_int_equal(run(argv), 1);
     assert_true(contains(last.err, "cli/config.json: model_type 'llama' is not supported"));
     const char *usage[] = {"train", "import", "--model", "x.ckpt", "--out", "y.ckpt", NULL};
-    assert_int_equal(train(usage), 2);
+    assert_int_equal(run(usage), 2);
     const char *help[] = {"train", "export", "--help", NULL};
-    assert_int_equal(train(help), 0);
+    assert_int_equal(run(help), 0);
     assert_true(contains(last.out, "--model CKPT"));
 }
 
@@ -689,7 +691,7 @@ static void test_cli_export_refusals(void **state)
     assert_int_equal(scli_make_teacher(path_in("gt.txt"), path_in("w2s.ckpt"), 3, 300), 0);
     /* w2s's own BPE has no GPT-2 files: refused, nothing left behind */
     const char *argv[] = {"train", "export", "--model", "w2s.ckpt", "--out", "exp", NULL};
-    assert_int_equal(train(argv), 1);
+    assert_int_equal(run(argv), 1);
     assert_true(contains(last.err, "exp: the checkpoint's tokenizer cannot be exported"));
     assert_false(file_exists(path_in("exp")));
     DIR *d = opendir(dir);
@@ -702,11 +704,11 @@ static void test_cli_export_refusals(void **state)
     assert_int_equal(mkdir(path_in("full"), 0777), 0);
     assert_int_equal(scli_write_file(path_in("full/mine.txt"), "mine", 4), 0);
     const char *full[] = {"train", "export", "--model", "w2s.ckpt", "--out", "full/", NULL};
-    assert_int_equal(train(full), 1);
+    assert_int_equal(run(full), 1);
     assert_true(contains(last.err, "full: exists and is not empty"));
     assert_holds("full/mine.txt", "mine");
     const char *file[] = {"train", "export", "--model", "w2s.ckpt", "--out", "gt.txt", NULL};
-    assert_int_equal(train(file), 1);
+    assert_int_equal(run(file), 1);
     assert_true(contains(last.err, "not a directory"));
 }
 
@@ -718,7 +720,7 @@ static void test_init_shape_options(void **state)
     const char *same[] = {"train", "--gt", "gt.txt", "--records", "fortune", "--init", "w2s.ckpt.resume",
                           "--layers", "1", "--channels", "32", "--steps", "1", "--lr", "0", "--batch", "2",
                           "--threads", "1", "--checkpoint-every", "0", "--out", "init.ckpt", "--quiet", NULL};
-    assert_int_equal(train(same), 0);
+    assert_int_equal(run(same), 0);
     checkpoint from, to, resume;
     assert_int_equal(checkpoint_read(path_in("w2s.ckpt.resume"), &from), 0);
     assert_int_equal(checkpoint_read(path_in("init.ckpt"), &to), 0);
@@ -732,6 +734,14 @@ static void test_init_shape_options(void **state)
     checkpoint_free(&from);
     checkpoint_free(&to);
     checkpoint_free(&resume);
+    /* LM + KD from --init: the labels' tokenizer is the checkpoint's */
+    const char *label[] = {"distill", "--teacher", "w2s.ckpt", "--db", "labels.db", "--input", "gt.txt",
+                           "--records", "fortune", "--topk", "4", "--threads", "1", "--quiet", NULL};
+    assert_int_equal(run(label), 0);
+    const char *kd[] = {"train", "--gt", "gt.txt", "--records", "fortune", "--init", "w2s.ckpt",
+                        "--labels", "labels.db", "--steps", "2", "--batch", "2", "--kd-batch", "2",
+                        "--threads", "1", "--out", "kd.ckpt", "--quiet", NULL};
+    assert_int_equal(run(kd), 0);
 
     assert_int_equal(file_write_atomic(path_in("keep.ckpt"), "keep", 4), 0);
     const char *bad[][4] = {{"--layers", "2", NULL}, {"--preset", "tiny", NULL}, {"--seq", "64", NULL}};
@@ -739,7 +749,7 @@ static void test_init_shape_options(void **state)
         const char *argv[] = {"train", "--gt", "gt.txt", "--records", "fortune", "--init", "w2s.ckpt",
                               bad[i][0], bad[i][1], "--steps", "1", "--threads", "1", "--out",
                               "keep.ckpt", "--quiet", NULL};
-        assert_int_equal(train(argv), 1);
+        assert_int_equal(run(argv), 1);
         assert_true(contains(last.err, "w2s.ckpt: the checkpoint is L1 H2 C32 T32"));
     }
     assert_holds("keep.ckpt", "keep");
@@ -762,10 +772,10 @@ static void test_cli_import_export_roundtrip(void **state)
     const char *exp[] = {"train", "export", "--model", "a.ckpt", "--out", "exported", "--quiet", NULL};
     const char *again[] = {"train", "import", "--hf", "exported", "--out", "b.ckpt", "--quiet", NULL};
     const char *bf16[] = {"train", "import", "--hf", "gpt2-bf16", "--out", "c.ckpt", "--quiet", NULL};
-    assert_int_equal(train(imp), 0);
-    assert_int_equal(train(exp), 0);
-    assert_int_equal(train(again), 0);
-    assert_int_equal(train(bf16), 0);
+    assert_int_equal(run(imp), 0);
+    assert_int_equal(run(exp), 0);
+    assert_int_equal(run(again), 0);
+    assert_int_equal(run(bf16), 0);
     uint64_t a, b, c;
     assert_int_equal(scli_hash_file(path_in("a.ckpt"), &a), 0);
     assert_int_equal(scli_hash_file(path_in("b.ckpt"), &b), 0);
@@ -782,10 +792,10 @@ static void test_cli_import_export_roundtrip(void **state)
     const char *init[] = {"train", "--gt", "gt.txt", "--records", "fortune", "--init", "a.ckpt",
                           "--steps", "2", "--batch", "2", "--threads", "1", "--out", "tuned.ckpt",
                           "--quiet", NULL};
-    assert_int_equal(train(init), 0);
+    assert_int_equal(run(init), 0);
     const char *eval[] = {"train", "--eval", "--model", "tuned.ckpt", "--input", "gt.txt",
                           "--records", "fortune", "--threads", "1", NULL};
-    assert_int_equal(train(eval), 0);
+    assert_int_equal(run(eval), 0);
 }
 #endif
 

@@ -531,7 +531,7 @@ int hf_gpt2_export(const checkpoint *ck, const char *dir_arg)
     TRY(check_target(dir));
     tokenizer *tok = tok_deserialize(ck->tokenizer, ck->tokenizer_len);
     if (!tok)
-        return err_wrap("the checkpoint's tokenizer");
+        return err_wrap("%s: the checkpoint's tokenizer", dir);
     if (mkdir(tmp, 0777) != 0) {
         tok_free(tok);
         return err_errno(tmp, "cannot create the temporary directory");
