@@ -167,8 +167,7 @@ install: all
 	install -m 755 $(BUILD)/distill $(DESTDIR)$(PREFIX)/bin/w2s-distill
 	install -m 755 $(BUILD)/train $(DESTDIR)$(PREFIX)/bin/w2s-train
 	install -m 644 $(BUILD)/softlabel.so $(DESTDIR)$(PREFIX)/lib/w2s/softlabel.so
-	install -m 644 schemas/labels.sql schemas/checkpoint.md schemas/softlabel.md schemas/tokenizer.md \
-	    $(DESTDIR)$(PREFIX)/share/w2s/
+	install -m 644 schemas/labels.sql schemas/*.md $(DESTDIR)$(PREFIX)/share/w2s/
 
 clean:
 	rm -rf build

@@ -1,9 +1,10 @@
 /* train: the second stage of w2s (README, "Data flow") -- trains a student on
  * ground-truth text with the LM loss plus a teacher's stored soft labels with
- * the KD loss, or evaluates a model (--eval). This file parses the options
- * and orchestrates; the work is in trainer.c (step loop), train_setup.c,
- * gt_data.c, gt_batch.c, label_reader.c, targets.c, objective.c, eval.c and
- * metrics.c.
+ * the KD loss, or evaluates a model (--eval); `train import` / `train export`
+ * convert Hugging Face GPT-2 directories (hf_convert.c). This file parses the
+ * options and orchestrates; the work is in trainer.c (step loop),
+ * train_setup.c, gt_data.c, gt_batch.c, label_reader.c, targets.c,
+ * objective.c, eval.c and metrics.c.
  *
  * Under mpirun (built with make MPI=1) every rank runs the same command: the
  * trainer splits each step's rows over the ranks, and rank 0 alone prints and
@@ -15,6 +16,7 @@
 #include "base/json_out.h"
 #include "eval.h"
 #include "gt_data.h"
+#include "hf_convert.h"
 #include "nn/model.h"
 #include "base/mpi_comm.h"
 #include "objective.h"
@@ -131,6 +133,8 @@ static int run_train(const train_options *o)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && (strcmp(argv[1], "import") == 0 || strcmp(argv[1], "export") == 0))
+        return hf_convert_main(argc - 1, argv + 1);
     train_options o;
     train_options_parse(&o, argc, argv);
     if (mpi_comm_init(&argc, &argv) < 0) {

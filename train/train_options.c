@@ -15,6 +15,8 @@
 static const char usage_text[] =
     "usage: train --gt PATH... --out MODEL.ckpt [options]\n"
     "       train --eval --model MODEL.ckpt --input PATH... [--records MODE] [--json]\n"
+    "       train import --hf DIR --out MODEL.ckpt    (see train import --help)\n"
+    "       train export --model MODEL.ckpt --out DIR (Hugging Face GPT-2 directories)\n"
     "\n"
     "Trains a GPT-2 style model on ground-truth text (LM loss), optionally plus a\n"
     "teacher's stored soft labels (KD loss), or evaluates a model.\n"
@@ -50,7 +52,9 @@ static const char usage_text[] =
     "                         default); --layers/--heads/--channels/--seq override\n"
     "  --layers L --heads H --channels C --seq T\n"
     "  --init CKPT            start from this checkpoint's weights, config and\n"
-    "                         tokenizer\n"
+    "                         tokenizer with a fresh optimiser (e.g. a GPT-2 from\n"
+    "                         `train import`); shape options given with it must\n"
+    "                         match the checkpoint's shape\n"
     "  --tokenizer CKPT       use this checkpoint's tokenizer\n"
     "  --vocab N              vocabulary of the tokenizer learned from --gt when no\n"
     "                         other tokenizer is given (default 4096)\n"
@@ -202,8 +206,6 @@ static void check_train_mode(train_options *o, int alpha_given)
     }
     if (o->aux_conf > 0 && o->labels_hard)
         usage_die("--aux-conf mixes the soft KD target; it does not apply to --labels-hard");
-    if (o->init && (o->preset || o->layers || o->heads || o->channels || o->seq))
-        usage_die("--init takes the model config from the checkpoint; drop --preset/--layers/--heads/--channels/--seq");
     if (o->vocab && (o->labels || o->tokenizer || o->init))
         usage_die("--vocab applies only when a tokenizer is learned from --gt (no --labels, --tokenizer or --init)");
     if (o->steps && o->epochs > 0)

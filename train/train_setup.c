@@ -70,6 +70,26 @@ static int use_tokenizer(train_run *r, const unsigned char *blob, size_t len, co
     return 0;
 }
 
+/* The shape of a model from --init is its checkpoint's: shape options given
+ * with it are accepted only when they ask for that same shape. */
+static int check_init_shape(const train_options *o, const model_config *have)
+{
+    model_config want = *have;
+    if (o->preset && model_config_preset(o->preset, &want) < 0)
+        return err_wrap("--preset");
+    want.layers = o->layers ? o->layers : want.layers;
+    want.heads = o->heads ? o->heads : want.heads;
+    want.channels = o->channels ? o->channels : want.channels;
+    want.seq_len = o->seq ? o->seq : want.seq_len;
+    if (memcmp(&want, have, sizeof want) != 0)
+        return err_set("%s: the checkpoint is L%d H%d C%d T%d, the shape options ask for L%d H%d C%d "
+                       "T%d; --init keeps the checkpoint's shape (drop --preset/--layers/--heads/"
+                       "--channels/--seq or make them match)", o->init, have->layers, have->heads,
+                       have->channels, have->seq_len, want.layers, want.heads, want.channels,
+                       want.seq_len);
+    return 0;
+}
+
 static int resolve_config(train_run *r, const checkpoint *init_ck)
 {
     const train_options *o = r->o;
@@ -80,6 +100,7 @@ static int resolve_config(train_run *r, const checkpoint *init_ck)
     } else if (o->init) {
         r->cfg = init_ck->config;
         from = o->init;
+        TRY(check_init_shape(o, &r->cfg));
     } else {
         memset(&r->cfg, 0, sizeof r->cfg);
         if (model_config_preset(o->preset ? o->preset : "small", &r->cfg) < 0)
