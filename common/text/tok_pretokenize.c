@@ -72,6 +72,7 @@ static const char gpt2_pattern[] =
 struct tok_regex {
     pcre2_code *code;
     pcre2_match_data *match;
+    int jit;               /* JIT compiled: matched by pcre2_jit_match */
 };
 
 void tok_regex_free(tok_regex *r)
@@ -100,7 +101,7 @@ tok_regex *tok_regex_create(void)
         return NULL;
     }
     /* Without JIT (an unsupported CPU) pcre2_match interprets: same pieces. */
-    pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE);
+    r->jit = pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE) == 0;
     r->match = pcre2_match_data_create_from_pattern(r->code, NULL);
     if (!r->match) {
         err_set("tokenizer: out of memory for the GPT-2 pattern's match data");
@@ -116,7 +117,10 @@ size_t tok_first_piece(tokenizer *t, const unsigned char *text, size_t len)
         return tok_pretokenize(text, len);
     /* No match: no valid UTF-8 character starts here (or, never seen, a
      * resource limit of the engine); that byte is a piece of its own. */
-    if (pcre2_match(t->regex->code, text, len, 0, 0, t->regex->match, NULL) < 0)
+    tok_regex *r = t->regex;
+    int rc = r->jit ? pcre2_jit_match(r->code, text, len, 0, 0, r->match, NULL)
+                    : pcre2_match(r->code, text, len, 0, 0, r->match, NULL);
+    if (rc < 0)
         return 1;
-    return pcre2_get_ovector_pointer(t->regex->match)[1];
+    return pcre2_get_ovector_pointer(r->match)[1];
 }
