@@ -4,7 +4,9 @@
  * 10 MB/s or more on one core; and linear cost in the record length, shown by
  * encoding 1 MB and 10 MB single-line records (English with newlines turned
  * into spaces, a run of random letters, a run of spaces) and comparing the
- * best of three times.
+ * best of three times. Then GPT-2's tokenizer (tests/data/gpt2, run from the
+ * repository root): encoding its golden text (many scripts, code, emoji)
+ * repeated to 5 MB, first pass and warm.
  * Every result is verified (exact round trip) before it is timed. Appends JSON
  * lines to $BUILD/bench.jsonl. */
 #include <stdio.h>
@@ -14,7 +16,8 @@
 #include "base/err.h"
 #include "base/progress.h"
 #include "base/rng.h"
-#include "text/tokenizer.h"
+#include "base/fileio.h"
+#include "text/tok_gpt2.h"
 #include "support_fixtures.h"
 
 #define TRAIN_BYTES (5u << 20)
@@ -171,6 +174,34 @@ int main(void)
     }
 
     tok_free(t);
+
+    /* GPT-2: its regex pre-split and BPE by rank on the golden text. */
+    double l0 = time_now();
+    tokenizer *gpt2 = tok_gpt2_load("tests/data/gpt2/encoder.json", "tests/data/gpt2/vocab.bpe");
+    double load_s = time_now() - l0;
+    unsigned char *golden;
+    size_t golden_len;
+    if (!gpt2 || file_read_all("tests/data/gpt2/golden.txt", &golden, &golden_len) < 0) {
+        fprintf(stderr, "bench_tokenizer: %s\n", err_message());
+        return 1;
+    }
+    repeat_into(text, TRAIN_BYTES, golden, golden_len);
+    double g0 = time_now();
+    size_t n_first = tok_encode(gpt2, text, TRAIN_BYTES, ids);
+    double first_s = time_now() - g0;
+    double warm_s = time_encode(gpt2, text, TRAIN_BYTES, ids, back, 3, &n_tok);
+    if (n_tok != n_first) {
+        fprintf(stderr, "bench_tokenizer: GPT-2 first and warm passes disagree\n");
+        return 1;
+    }
+    double g_first = TRAIN_BYTES / (double)MB / first_s, g_warm = TRAIN_BYTES / (double)MB / warm_s;
+    printf("gpt2: load %.2f s; encode %.1f MB/s warm, %.1f MB/s first pass on the golden text, "
+           "%.3f tokens/byte\n", load_s, g_warm, g_first, (double)n_tok / TRAIN_BYTES);
+    sfix_bench_record("tokenizer_gpt2_load", load_s, "s");
+    sfix_bench_record("tokenizer_gpt2_encode_warm", g_warm, "MB/s");
+    sfix_bench_record("tokenizer_gpt2_encode_first_pass", g_first, "MB/s");
+    tok_free(gpt2);
+    free(golden);
     free(src);
     free(text);
     free(back);

@@ -282,8 +282,9 @@ size_t tok_encode(tokenizer *t, const unsigned char *text, size_t len, int32_t *
         t->cache_failed = t->cache == NULL;
     }
     size_t count = 0;
+    int by_regex = t->kind == TOK_KIND_GPT2; /* byte BPE: straight to its table rule */
     while (len > 0) {
-        size_t n = tok_first_piece(t, text, len);
+        size_t n = by_regex ? tok_first_piece(t, text, len) : tok_pretokenize(text, len);
         if (n == 1)
             out[count++] = t->byte_id[text[0]];
         else if (t->cache && n <= TOK_CACHE_PIECE_MAX)
