@@ -19,6 +19,7 @@
 #include "base/fileio.h"
 #include "text/tok_gpt2.h"
 #include "support_fixtures.h"
+#include "support_tok.h"
 
 #define TRAIN_BYTES (5u << 20)
 #define MB (1u << 20)
@@ -56,11 +57,11 @@ static void repeat_into(unsigned char *out, size_t len, const unsigned char *src
 
 /* Encodes text, checks the exact round trip, and returns the best of reps
  * timed runs in seconds (*n_tokens receives the token count). */
-static double time_encode(tokenizer *t, const unsigned char *text, size_t len, int32_t *ids,
-                          unsigned char *back, int reps, size_t *n_tokens)
+static double time_encode(tokenizer *t, const unsigned char *text, size_t len, int32_t *ids, int reps,
+                          size_t *n_tokens)
 {
-    size_t n = tok_encode(t, text, len, ids), back_len;
-    if (tok_decode(t, ids, n, back, len, &back_len) < 0 || back_len != len || memcmp(back, text, len) != 0) {
+    size_t n;
+    if (stok_roundtrip(t, text, len, ids, &n) < 0) {
         fprintf(stderr, "bench_tokenizer: round trip FAILED (%zu bytes)\n", len);
         exit(1);
     }
@@ -90,9 +91,9 @@ int main(void)
         src = generate_english(2 * MB, &src_len);
         source = "generated English-like text";
     }
-    unsigned char *text = malloc(10 * MB), *back = malloc(10 * MB);
+    unsigned char *text = malloc(10 * MB);
     int32_t *ids = malloc(10 * MB * sizeof *ids);
-    if (!src || !text || !back || !ids) {
+    if (!src || !text || !ids) {
         fprintf(stderr, "bench_tokenizer: out of memory\n");
         return 1;
     }
@@ -130,7 +131,7 @@ int main(void)
     double cold_s = time_now() - c0;
     tok_free(cold);
     size_t n_tok;
-    double enc_s = time_encode(t, text, TRAIN_BYTES, ids, back, 3, &n_tok);
+    double enc_s = time_encode(t, text, TRAIN_BYTES, ids, 3, &n_tok);
     if (n_tok != n_cold) {
         fprintf(stderr, "bench_tokenizer: cold and warm cache disagree\n");
         return 1;
@@ -161,8 +162,8 @@ int main(void)
             memset(text, ' ', 10 * MB);
         }
         size_t n1, n10;
-        double s1 = time_encode(t, text, MB, ids, back, 3, &n1);
-        double s10 = time_encode(t, text, 10 * MB, ids, back, 3, &n10);
+        double s1 = time_encode(t, text, MB, ids, 3, &n1);
+        double s10 = time_encode(t, text, 10 * MB, ids, 3, &n10);
         double ratio = s10 / s1;
         printf("one line %-16s 1 MB %.3f s, 10 MB %.3f s (%.1f MB/s): 10 MB / 1 MB time = %.1f (linear = 10)\n",
                kinds[k], s1, s10, 10.0 / s10, ratio);
@@ -189,7 +190,7 @@ int main(void)
     double g0 = time_now();
     size_t n_first = tok_encode(gpt2, text, TRAIN_BYTES, ids);
     double first_s = time_now() - g0;
-    double warm_s = time_encode(gpt2, text, TRAIN_BYTES, ids, back, 3, &n_tok);
+    double warm_s = time_encode(gpt2, text, TRAIN_BYTES, ids, 3, &n_tok);
     if (n_tok != n_first) {
         fprintf(stderr, "bench_tokenizer: GPT-2 first and warm passes disagree\n");
         return 1;
@@ -204,7 +205,6 @@ int main(void)
     free(golden);
     free(src);
     free(text);
-    free(back);
     free(ids);
     return 0;
 }

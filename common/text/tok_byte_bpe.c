@@ -121,11 +121,8 @@ fail:
 
 tokenizer *tok_byte_bpe_deserialize(const unsigned char *blob, size_t len)
 {
-    if (len < V1_HEADER_LEN + V1_CHECKSUM_LEN) {
-        err_set("tokenizer blob: truncated (%zu bytes, at least %d needed)", len,
-                V1_HEADER_LEN + V1_CHECKSUM_LEN);
+    if (tok_blob_need(len, V1_HEADER_LEN + V1_CHECKSUM_LEN) < 0)
         return NULL;
-    }
     uint32_t vocab = bytes_get_u32(blob + 8);
     uint32_t n_merges = bytes_get_u32(blob + 12);
     if (vocab < 257 || vocab > TOK_MAX_VOCAB) {
@@ -136,16 +133,8 @@ tokenizer *tok_byte_bpe_deserialize(const unsigned char *blob, size_t len)
         err_set("tokenizer blob: %u merges for vocab size %u (expected %u)", n_merges, vocab, vocab - 257);
         return NULL;
     }
-    size_t want = blob_size((int)n_merges);
-    if (len != want) {
-        err_set("tokenizer blob: %s (%zu bytes, expected %zu for vocab size %u)",
-                len < want ? "truncated" : "trailing bytes", len, want, vocab);
+    if (tok_blob_sealed(blob, len, blob_size((int)n_merges), vocab) < 0)
         return NULL;
-    }
-    if (bytes_get_u64(blob + want - V1_CHECKSUM_LEN) != XXH3_64bits(blob, want - V1_CHECKSUM_LEN)) {
-        err_set("tokenizer blob: checksum mismatch (corrupt)");
-        return NULL;
-    }
     int32_t *merges = mem_alloc(sizeof(int32_t) * 2 * (n_merges ? n_merges : 1), "tokenizer merges");
     if (!merges)
         return NULL;

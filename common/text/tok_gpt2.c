@@ -241,11 +241,8 @@ tokenizer *tok_gpt2_build(tok_gpt2_parts *parts)
 
 tokenizer *tok_gpt2_deserialize(const unsigned char *blob, size_t len)
 {
-    if (len < V2_HEADER_LEN + V2_CHECKSUM_LEN) {
-        err_set("tokenizer blob: truncated (%zu bytes, at least %d needed)", len,
-                V2_HEADER_LEN + V2_CHECKSUM_LEN);
+    if (tok_blob_need(len, V2_HEADER_LEN + V2_CHECKSUM_LEN) < 0)
         return NULL;
-    }
     uint32_t kind = bytes_get_u16(blob + 8), vocab = bytes_get_u32(blob + 10);
     uint32_t n_merges = bytes_get_u32(blob + 14), n_specials = bytes_get_u32(blob + 18);
     uint32_t eot = bytes_get_u32(blob + 22), n_bytes = bytes_get_u32(blob + 26);
@@ -262,15 +259,8 @@ tokenizer *tok_gpt2_deserialize(const unsigned char *blob, size_t len)
     }
     uint64_t want = V2_HEADER_LEN + 4 * (uint64_t)vocab + n_bytes + 12 * (uint64_t)n_merges +
                     4 * (uint64_t)n_specials + V2_CHECKSUM_LEN;
-    if (len != want) {
-        err_set("tokenizer blob: %s (%zu bytes, expected %llu for vocab size %u)",
-                len < want ? "truncated" : "trailing bytes", len, (unsigned long long)want, vocab);
+    if (tok_blob_sealed(blob, len, want, vocab) < 0)
         return NULL;
-    }
-    if (bytes_get_u64(blob + want - V2_CHECKSUM_LEN) != XXH3_64bits(blob, want - V2_CHECKSUM_LEN)) {
-        err_set("tokenizer blob: checksum mismatch (corrupt)");
-        return NULL;
-    }
     tok_gpt2_parts parts = {.vocab = (int)vocab, .n_merges = (int)n_merges, .n_specials = (int)n_specials,
                             .eot = (int32_t)eot};
     parts.tok_off = mem_alloc(sizeof(uint32_t) * ((size_t)vocab + 1), "tokenizer token offsets");

@@ -76,6 +76,13 @@ tokenizer *tok_gpt2_build(tok_gpt2_parts *parts);
  * message on a repeated pair or out of memory. */
 int tok_index_merges(tokenizer *t);
 
+/* Blob framing shared by both versions (messages start "tokenizer blob:"):
+ * tok_blob_need fails when len < need ("truncated"); tok_blob_sealed when
+ * len is not want ("truncated" / "trailing bytes", naming the vocab size)
+ * or the last 8 bytes are not the XXH3-64 of the others. @return 0 or -1. */
+int tok_blob_need(size_t len, size_t need);
+int tok_blob_sealed(const unsigned char *blob, size_t len, uint64_t want, uint32_t vocab);
+
 /* An index from token bytes to ids, for loading and validating vocabularies. */
 typedef struct tok_index tok_index;
 

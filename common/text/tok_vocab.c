@@ -5,6 +5,7 @@
  * tok_pretokenize.c. */
 #include "text/tok_internal.h"
 
+#include "base/bytes.h"
 #include "base/err.h"
 #include "base/mem.h"
 
@@ -38,6 +39,23 @@ int tok_index_merges(tokenizer *t)
         if (t->merge_of[t->merge_result[i]] < 0)
             t->merge_of[t->merge_result[i]] = i;
     }
+    return 0;
+}
+
+int tok_blob_need(size_t len, size_t need)
+{
+    if (len < need)
+        return err_set("tokenizer blob: truncated (%zu bytes, at least %zu needed)", len, need);
+    return 0;
+}
+
+int tok_blob_sealed(const unsigned char *blob, size_t len, uint64_t want, uint32_t vocab)
+{
+    if (len != want)
+        return err_set("tokenizer blob: %s (%zu bytes, expected %llu for vocab size %u)",
+                       len < want ? "truncated" : "trailing bytes", len, (unsigned long long)want, vocab);
+    if (bytes_get_u64(blob + len - 8) != XXH3_64bits(blob, len - 8))
+        return err_set("tokenizer blob: checksum mismatch (corrupt)");
     return 0;
 }
 
