@@ -29,8 +29,8 @@ int stok_roundtrip(tokenizer *t, const unsigned char *s, size_t len, int32_t *id
     int rc = back && pos == len && tok_decode(t, ids, *n, back, len, &dlen) == 0 && dlen == len &&
                      memcmp(back, s, len) == 0 ? 0 : -1;
     if (rc < 0)
-        fprintf(stderr, "stok_roundtrip: %s\n", !back ? "out of memory" : pos != len ? "the ids' bytes stop short"
-                                                                                     : "tok_decode differs");
+        fprintf(stderr, "stok_roundtrip: %s\n",
+                !back ? "out of memory" : pos != len ? "the ids' bytes stop short" : "tok_decode differs");
     free(back);
     return rc;
 }

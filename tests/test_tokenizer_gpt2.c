@@ -6,7 +6,8 @@
  * reference; exact round trips of any bytes; the version 2 blob (golden file,
  * canonical round trip, corrupt blobs refused); vocab.json + merges.txt
  * saved and loaded back identically, and malformed files refused with the
- * file and the problem named; ids beyond 65535. */
+ * file and the problem named; ids beyond 65535; tokenizer.json read like the
+ * two files, and refused when its pipeline is not GPT-2's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include "support_cli.h"
 #include "support_tok.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +60,7 @@ static int teardown(void **state)
 
 static unsigned char *read_data(const char *path, size_t *len)
 {
-    unsigned char *data;
+    unsigned char *data = NULL;
     if (file_read_all(path, &data, len) < 0)
         fail_msg("%s", err_message());
     return data;
@@ -571,13 +573,14 @@ static void test_malformed_files_refused(void **state)
         {"{", "[", "line 1"},                                   /* bad JSON */
         {"{\"!\":0,", "{\"!\":\"0\",", "id is not an integer"},
         {"\"!\":0", "\"!\":-1", "id is not an integer"},
-        {"\"!\":0", "\"!\":267", "id is not an integer"},
+        {"\"!\":0", "\"!\":16777216", "id is not an integer"},
+        {"\"!\":0", "\"!\":267", "id 0 has no token"},
         {"\"!\":0", "\"!\":1", "id 1 is used by both"},
         {"\"!\":0", "\"\\u20ac\":0", "byte 0xe2 starts no character"},
-        {"\"<|endoftext|>\":266", "\"<|end|>\":266", "no <|endoftext|>"},
+        {"\"<|endoftext|>\":266", "\"<|end|>\":266", "no special token <|endoftext|>"},
         {"\"\xc4\x80\":188", "\"<|x|>\":188", "byte 0x00 has no token"},  /* U+0100 = byte 0 */
         {"\"!\":0", "\"!\":0,\"!\":0", "duplicate"},
-        {"\"Ġthe\":262", "\"Ġthe\":262,\"!!\":300", "id is not an integer in 0..267"},
+        {"\"Ġthe\":262", "\"Ġthe\":262,\"!!\":300", "id 267 has no token"},
     };
     static const struct {
         const char *from, *to, *fragment;
@@ -708,6 +711,135 @@ static void test_ids_beyond_65535(void **state)
     free(json);
 }
 
+/* A tokenizer.json as Hugging Face writes GPT-2's, from vocab and merges
+ * files; merges as "a b" strings, or as ["a", "b"] pairs. */
+static json_t *tokenizer_json(const char *vocab_path, const char *merges_path, int pairs)
+{
+    json_error_t jerr;
+    json_t *vocab = json_load_file(vocab_path, 0, &jerr), *merges = json_array();
+    size_t len = 0;
+    unsigned char *data = NULL;
+    assert_true(vocab && merges);
+    assert_int_equal(file_read_all(merges_path, &data, &len), 0);
+    char *text = (char *)data;
+    /* Every line after the header is "left right\n". */
+    for (size_t at = (size_t)(strchr(text, '\n') - text) + 1; at < len;) {
+        size_t space = at + strcspn(text + at, " "), end = space + strcspn(text + space, "\n");
+        text[space] = text[end] = '\0';
+        json_array_append_new(merges, pairs ? json_pack("[ss]", text + at, text + space + 1)
+                                            : json_pack("s++", text + at, " ", text + space + 1));
+        at = end + 1;
+    }
+    free(text);
+    json_int_t eot = json_integer_value(json_object_get(vocab, "<|endoftext|>"));
+    json_t *added = json_pack("[{s:I,s:s,s:b,s:b}]", "id", eot, "content", "<|endoftext|>", "special", 1,
+                              "normalized", 1);
+    json_t *pre = json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1,
+                            "use_regex", 1);
+    json_t *model = json_pack("{s:s,s:n,s:n,s:s,s:s,s:b,s:o,s:o}", "type", "BPE", "dropout", "unk_token",
+                              "continuing_subword_prefix", "", "end_of_word_suffix", "", "fuse_unk", 0, "vocab",
+                              vocab, "merges", merges);
+    json_t *root = json_pack("{s:o,s:n,s:o,s:o}", "added_tokens", added, "normalizer", "pre_tokenizer", pre,
+                             "model", model);
+    assert_non_null(root);
+    return root;
+}
+
+static char *write_json(const char *name, json_t *root)
+{
+    char *p = tmp_path(name);
+    assert_int_equal(json_dump_file(root, p, JSON_COMPACT), 0);
+    return p;
+}
+
+static void expect_tokenizer_json_refused(json_t *root, const char *fragment)
+{
+    char *p = write_json("bad_tokenizer.json", root);
+    err_clear();
+    tokenizer *t = tok_gpt2_load_tokenizer_json(p);
+    if (t)
+        fail_msg("accepted (expected \"%s\")", fragment);
+    if (!strstr(err_message(), p) || !strstr(err_message(), fragment))
+        fail_msg("message \"%s\" lacks \"%s\"", err_message(), fragment);
+    free(p);
+}
+
+static void test_tokenizer_json(void **state)
+{
+    (void)state;
+    /* GPT-2's, both merge spellings: the same tokenizer as the two files. */
+    for (int pairs = 0; pairs < 2; pairs++) {
+        json_t *root = tokenizer_json(GPT2_VOCAB, GPT2_MERGES, pairs);
+        char *p = write_json("tokenizer.json", root);
+        tokenizer *t = tok_gpt2_load_tokenizer_json(p);
+        if (!t)
+            fail_msg("%s", err_message());
+        assert_true(tok_hash(t) == GPT2_HASH);
+        tok_free(t);
+        json_decref(root);
+        free(p);
+    }
+    /* A special token past the model vocabulary extends it. */
+    json_t *root = tokenizer_json(TINY_VOCAB, TINY_MERGES, 1);
+    json_t *added = json_object_get(root, "added_tokens");
+    json_array_append_new(added, json_pack("{s:i,s:s,s:b}", "id", 267, "content", "<|im_start|>", "special", 1));
+    char *p = write_json("tokenizer.json", root);
+    tokenizer *t = tok_gpt2_load_tokenizer_json(p);
+    assert_non_null(t);
+    assert_int_equal(tok_vocab_size(t), 268);
+    assert_int_equal(tok_eot(t), 266);
+    size_t len;
+    assert_non_null(tok_token_bytes(t, 267, &len));
+    assert_int_equal(len, 0);
+    int32_t ids[32];
+    const unsigned char text[] = "<|im_start|> the";
+    /* Ordinary text: "<|" "im" "_" "start" "|>" " the" in 13 ids. */
+    assert_int_equal(check_roundtrip(t, text, sizeof text - 1, ids), 13);
+    char *vocab = tmp_path("v.json"), *merges = tmp_path("m.txt");
+    err_clear();
+    assert_int_equal(tok_gpt2_save(t, vocab, merges), -1);
+    assert_non_null(strstr(err_message(), "only one special token"));
+    tok_free(t);
+    json_decref(root);
+    free(vocab);
+    free(merges);
+    free(p);
+
+    /* What w2s would not encode the same way is refused by name. */
+    static const struct {
+        const char *field, *key;
+        const char *json, *fragment;
+    } edits[] = {
+        {"model", "type", "\"WordPiece\"", "model.type is \"WordPiece\""},
+        {"model", "ignore_merges", "true", "model.ignore_merges is set"},
+        {"model", "dropout", "0.1", "model.dropout is set"},
+        {"model", "continuing_subword_prefix", "\"##\"", "continuing_subword_prefix is set"},
+        {"model", "merges", "[\"h e\", 7]", "model.merges[1] is neither"},
+        {"model", "merges", "[[\"h\", \"q\"]]", "model.merges[0]: \"h q\": the merged token"},
+        {"model", "vocab", "[]", "model.vocab is not a JSON object"},
+        {"pre_tokenizer", "type", "\"Sequence\"", "pre_tokenizer.type is \"Sequence\""},
+        {"pre_tokenizer", "add_prefix_space", "true", "add_prefix_space"},
+        {NULL, "normalizer", "{\"type\": \"NFC\"}", "normalizer is set"},
+        {NULL, "added_tokens", "[{\"id\": 266, \"content\": \"<|endoftext|>\", \"special\": false}]",
+         "is not special"},
+        {NULL, "added_tokens", "[{\"id\": 265, \"content\": \"<|endoftext|>\", \"special\": true}]",
+         "has the id 265 of \"at\""},
+        {NULL, "added_tokens", "[{\"id\": 300, \"content\": \"<|x|>\", \"special\": true}]",
+         "id 267 has no token"},
+        {NULL, "added_tokens", "[]", "no special token <|endoftext|>"},
+    };
+    for (size_t k = 0; k < sizeof edits / sizeof *edits; k++) {
+        root = tokenizer_json(TINY_VOCAB, TINY_MERGES, 0);
+        json_error_t jerr;
+        json_t *value = json_loads(edits[k].json, JSON_DECODE_ANY, &jerr);
+        assert_non_null(value);
+        json_t *parent = edits[k].field ? json_object_get(root, edits[k].field) : root;
+        json_object_set_new(parent, edits[k].key, value);
+        expect_tokenizer_json_refused(root, edits[k].fragment);
+        json_decref(root);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +855,7 @@ int main(void)
         cmocka_unit_test(test_save_load_roundtrip),
         cmocka_unit_test(test_malformed_files_refused),
         cmocka_unit_test(test_ids_beyond_65535),
+        cmocka_unit_test(test_tokenizer_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

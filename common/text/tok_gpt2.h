@@ -25,11 +25,23 @@
 
 /* Reads vocab.json and merges.txt. @return a new tokenizer (tok_free), or
  * NULL + message naming the file and the problem: unreadable, bad JSON, an
- * id that is not an integer in 0..V-1 or used twice, a character outside the
- * byte alphabet, no <|endoftext|>, a merges line that is not two tokens, a
+ * id that is not an integer below 2^24 or is used twice, an id of 0..V-1
+ * with no token, a character outside the byte alphabet, no <|endoftext|>, a merges line that is not two tokens, a
  * merge whose parts or result are not in the vocabulary, a merge repeated,
  * a byte with no token, two tokens with the same bytes. */
 tokenizer *tok_gpt2_load(const char *vocab_json_path, const char *merges_txt_path);
+
+/* Reads a Hugging Face tokenizer.json: model.vocab and model.merges ("a b"
+ * strings or ["a", "b"] pairs) as in the two files above, and added_tokens,
+ * which must all be special (an id outside model.vocab extends the
+ * vocabulary; one inside must be the same text); <|endoftext|> must be
+ * among them. The rest must be GPT-2's: model.type "BPE" with no dropout,
+ * prefix, suffix, byte fallback or ignore_merges; pre_tokenizer ByteLevel
+ * without add_prefix_space; no normalizer. Anything else (Llama 3's or
+ * Qwen's split regex, say) is refused by name, since w2s would cut the text
+ * differently. @return a new tokenizer, or NULL + message naming path and
+ * the field. */
+tokenizer *tok_gpt2_load_tokenizer_json(const char *path);
 
 /* Writes t as vocab.json (compact, ids in order, UTF-8) and merges.txt
  * ("#version: 0.2" header), each replaced atomically; tok_gpt2_load reads

@@ -78,7 +78,94 @@ static size_t alphabet_encode(const alphabet *a, const unsigned char *b, size_t 
     return w;
 }
 
-/* Reads vocab.json into parts (tok_off, tok_bytes, vocab, the EOT as the one
+/* One token before decoding: its text, spelled in the alphabet (a model
+ * vocabulary key) or raw (an added token of tokenizer.json), and whether it
+ * is special. */
+typedef struct entry {
+    const char *text;
+    int raw, special;
+} entry;
+
+/* The largest id of a JSON object of token -> id, checking every id; *max
+ * is raised to it. @return 0, or -1 + message. */
+static int vocab_max_id(json_t *vocab, json_int_t *max)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(vocab, key, value) {
+        json_int_t id = json_is_integer(value) ? json_integer_value(value) : -1;
+        if (id < 0 || id >= TOK_GPT2_MAX_VOCAB)
+            return err_set("token \"%s\": id is not an integer in 0..%d", key, TOK_GPT2_MAX_VOCAB - 1);
+        *max = id > *max ? id : *max;
+    }
+    return 0;
+}
+
+/* Records text as the token of id in e (checked ids). @return 0, or -1 +
+ * message when id already has another token. */
+static int entry_set(entry *e, json_int_t id, const char *text, int raw)
+{
+    if (e[id].text)
+        return err_set("id %lld is used by both \"%s\" and \"%s\"", (long long)id, e[id].text, text);
+    e[id] = (entry){text, raw, 0};
+    return 0;
+}
+
+/* Puts the tokens of a JSON object of token -> id (ids checked by
+ * vocab_max_id) into e. @return 0, or -1 + message. */
+static int entries_from_vocab(json_t *vocab, entry *e)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(vocab, key, value)
+        TRY(entry_set(e, json_integer_value(value), key, 0));
+    return 0;
+}
+
+/* Decodes e[0..n) (every id set) into parts: the token table, the special
+ * tokens in id order and the EOT, the special token <|endoftext|>.
+ * @return 0, or -1 + message. */
+static int parts_from_entries(const alphabet *a, const entry *e, size_t n, tok_gpt2_parts *parts)
+{
+    if (n < 257)
+        return err_set("%zu tokens (must be 257..%d)", n, TOK_GPT2_MAX_VOCAB);
+    size_t total = 0;
+    int n_specials = 0;
+    for (size_t id = 0; id < n; id++) {
+        if (!e[id].text)
+            return err_set("id %zu has no token", id);
+        total += strlen(e[id].text);
+        n_specials += e[id].special;
+    }
+    parts->vocab = (int)n;
+    parts->tok_off = mem_alloc(sizeof(uint32_t) * (n + 1), "GPT-2 token offsets");
+    parts->tok_bytes = mem_alloc(total ? total : 1, "GPT-2 token bytes");
+    parts->specials = mem_alloc(sizeof(int32_t) * (size_t)(n_specials ? n_specials : 1), "GPT-2 special tokens");
+    if (!parts->tok_off || !parts->tok_bytes || !parts->specials)
+        return -1;
+    parts->tok_off[0] = 0;
+    parts->eot = -1;
+    for (size_t id = 0; id < n; id++) {
+        size_t tl = strlen(e[id].text);
+        unsigned char *out = parts->tok_bytes + parts->tok_off[id];
+        long len = e[id].raw ? (long)tl : alphabet_decode(a, e[id].text, tl, out);
+        if (len < 0)
+            return err_wrap("token \"%s\" (id %zu)", e[id].text, id);
+        if (e[id].raw)
+            memcpy(out, e[id].text, tl);
+        parts->tok_off[id + 1] = parts->tok_off[id] + (uint32_t)len;
+        if (e[id].special) {
+            parts->specials[parts->n_specials++] = (int32_t)id;
+            if (strcmp(e[id].text, EOT_TEXT) == 0)
+                parts->eot = (int32_t)id;
+        }
+    }
+    if (parts->eot < 0)
+        return err_set("no special token " EOT_TEXT " (GPT-2's end of text)");
+    return 0;
+}
+
+/* Reads vocab.json into parts (the token table, <|endoftext|> as the one
  * special token). @return 0, or -1 + message (without the path). */
 static int read_vocab(const alphabet *a, const char *path, tok_gpt2_parts *parts)
 {
@@ -86,88 +173,51 @@ static int read_vocab(const alphabet *a, const char *path, tok_gpt2_parts *parts
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return err_set("line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-    const char **keys = NULL;
+    entry *e = NULL;
+    json_int_t max = -1;
     int rc = -1;
-    size_t n = json_is_object(root) ? json_object_size(root) : 0;
-    if (!json_is_object(root)) {
+    if (!json_is_object(root))
         err_set("not a JSON object of token -> id");
-        goto done;
+    else if (vocab_max_id(root, &max) == 0 && (e = mem_calloc((size_t)max + 2, sizeof *e, "GPT-2 tokens")) &&
+             entries_from_vocab(root, e) == 0) {
+        json_t *eot = json_object_get(root, EOT_TEXT);
+        if (eot)
+            e[json_integer_value(eot)].special = 1;
+        rc = parts_from_entries(a, e, (size_t)max + 1, parts);
     }
-    if (n < 257 || n > TOK_GPT2_MAX_VOCAB) {
-        err_set("%zu tokens (must be 257..%d)", n, TOK_GPT2_MAX_VOCAB);
-        goto done;
-    }
-    keys = mem_calloc(n, sizeof *keys, "vocab.json tokens");
-    if (!keys)
-        goto done;
-    size_t total = 0;
-    const char *key;
-    json_t *value;
-    json_object_foreach(root, key, value) {
-        json_int_t id = json_is_integer(value) ? json_integer_value(value) : -1;
-        if (id < 0 || (size_t)id >= n) {
-            err_set("token \"%s\": id is not an integer in 0..%zu", key, n - 1);
-            goto done;
-        }
-        if (keys[id]) {
-            err_set("id %lld is used by both \"%s\" and \"%s\"", (long long)id, keys[id], key);
-            goto done;
-        }
-        keys[id] = key;
-        total += strlen(key);
-    }
-    parts->vocab = (int)n;
-    parts->tok_off = mem_alloc(sizeof(uint32_t) * (n + 1), "vocab.json token offsets");
-    parts->tok_bytes = mem_alloc(total ? total : 1, "vocab.json token bytes");
-    parts->specials = mem_alloc(sizeof(int32_t), "vocab.json special tokens");
-    if (!parts->tok_off || !parts->tok_bytes || !parts->specials)
-        goto done;
-    parts->tok_off[0] = 0;
-    parts->eot = -1;
-    for (size_t id = 0; id < n; id++) {
-        long len = alphabet_decode(a, keys[id], strlen(keys[id]), parts->tok_bytes + parts->tok_off[id]);
-        if (len < 0) {
-            err_wrap("token \"%s\" (id %zu)", keys[id], id);
-            goto done;
-        }
-        parts->tok_off[id + 1] = parts->tok_off[id] + (uint32_t)len;
-        if (strcmp(keys[id], EOT_TEXT) == 0)
-            parts->eot = (int32_t)id;
-    }
-    if (parts->eot < 0) {
-        err_set("no " EOT_TEXT " token (GPT-2's end of text)");
-        goto done;
-    }
-    parts->n_specials = 1;
-    parts->specials[0] = parts->eot;
-    rc = 0;
-done:
-    free(keys);
+    free(e);
     json_decref(root);
     return rc;
 }
 
-/* Resolves one merges.txt line (s[0..len), without its newline) against the
- * vocabulary into merge (left, right, result). @return 0, or -1 + message. */
-static int read_merge(const alphabet *a, const tok_index *x, const char *s, size_t len, unsigned char *buf,
-                      int32_t *merge)
+/* Resolves the merge of left[0..nl) and right[0..nr) against the vocabulary
+ * into merge (left, right, result ids). @return 0, or -1 + message. */
+static int read_merge(const alphabet *a, const tok_index *x, const char *left, size_t nl, const char *right,
+                      size_t nr, unsigned char *buf, int32_t *merge)
 {
-    const char *space = memchr(s, ' ', len);
-    if (!space || space == s || space == s + len - 1 || memchr(space + 1, ' ', (size_t)(s + len - space - 1)))
-        return err_set("\"%.*s\" is not two tokens separated by one space", (int)len, s);
-    size_t nl = (size_t)(space - s);
-    long bl = alphabet_decode(a, s, nl, buf);
-    long br = bl < 0 ? -1 : alphabet_decode(a, space + 1, len - nl - 1, buf + bl);
+    long bl = alphabet_decode(a, left, nl, buf);
+    long br = bl < 0 ? -1 : alphabet_decode(a, right, nr, buf + bl);
     if (br < 0)
-        return err_wrap("\"%.*s\"", (int)len, s);
+        return err_wrap("\"%.*s %.*s\"", (int)nl, left, (int)nr, right);
     merge[0] = tok_index_find(x, buf, (size_t)bl);
     merge[1] = tok_index_find(x, buf + bl, (size_t)br);
     merge[2] = tok_index_find(x, buf, (size_t)(bl + br));
     static const char *const what[3] = {"its left token", "its right token", "the merged token"};
     for (int k = 0; k < 3; k++)
         if (merge[k] < 0)
-            return err_set("\"%.*s\": %s is not in the vocabulary", (int)len, s, what[k]);
+            return err_set("\"%.*s %.*s\": %s is not in the vocabulary", (int)nl, left, (int)nr, right, what[k]);
     return 0;
+}
+
+/* read_merge of one "left right" line s[0..len). */
+static int read_merge_line(const alphabet *a, const tok_index *x, const char *s, size_t len, unsigned char *buf,
+                           int32_t *merge)
+{
+    const char *space = memchr(s, ' ', len);
+    if (!space || space == s || space == s + len - 1 || memchr(space + 1, ' ', (size_t)(s + len - space - 1)))
+        return err_set("\"%.*s\" is not two tokens separated by one space", (int)len, s);
+    size_t nl = (size_t)(space - s);
+    return read_merge(a, x, s, nl, space + 1, len - nl - 1, buf, merge);
 }
 
 /* Reads merges.txt into parts->merges, against the vocabulary of parts.
@@ -202,7 +252,7 @@ static int read_merges(const alphabet *a, const char *path, tok_gpt2_parts *part
             err_set("line %zu: a NUL byte", line);
             goto done;
         }
-        if (read_merge(a, x, p, ll, buf, parts->merges + 3 * n) < 0) {
+        if (read_merge_line(a, x, p, ll, buf, parts->merges + 3 * n) < 0) {
             err_wrap("line %zu", line);
             goto done;
         }
@@ -238,6 +288,155 @@ tokenizer *tok_gpt2_load(const char *vocab_json_path, const char *merges_txt_pat
     free(parts.merges);
     free(parts.specials);
     return NULL;
+}
+
+/* What tokenizer.json must say for w2s to encode exactly as it does: a BPE
+ * model under GPT-2's byte-level pre-tokenizer and nothing else around it.
+ * @return 0, or -1 + message naming the field. */
+static int check_pipeline(json_t *root, json_t *model)
+{
+    json_t *pre = json_object_get(root, "pre_tokenizer"), *norm = json_object_get(root, "normalizer");
+    const char *pre_type = json_string_value(json_object_get(pre, "type"));
+    const char *model_type = json_string_value(json_object_get(model, "type"));
+    if (!model_type || strcmp(model_type, "BPE") != 0)
+        return err_set("model.type is \"%s\", not \"BPE\"", model_type ? model_type : "(none)");
+    if (!pre_type || strcmp(pre_type, "ByteLevel") != 0)
+        return err_set("pre_tokenizer.type is \"%s\", not GPT-2's \"ByteLevel\" (w2s would cut the text "
+                       "differently)", pre_type ? pre_type : "(none)");
+    if (json_is_true(json_object_get(pre, "add_prefix_space")) || json_is_false(json_object_get(pre, "use_regex")))
+        return err_set("pre_tokenizer: add_prefix_space or no use_regex is not GPT-2's pre-split");
+    if (norm && !json_is_null(norm))
+        return err_set("normalizer is set (GPT-2 has none; w2s does not normalise text)");
+    static const char *const off[] = {"dropout", "continuing_subword_prefix", "end_of_word_suffix",
+                                      "byte_fallback", "ignore_merges"};
+    for (size_t k = 0; k < sizeof off / sizeof *off; k++) {
+        json_t *v = json_object_get(model, off[k]);
+        if (v && !json_is_null(v) && !json_is_false(v) && !(json_is_string(v) && !*json_string_value(v)))
+            return err_set("model.%s is set (GPT-2's BPE has none)", off[k]);
+    }
+    return 0;
+}
+
+/* Adds tokenizer.json's added_tokens to e (room for max + 1 ids): each must
+ * be special (Hugging Face cuts text at a non-special one before the model;
+ * w2s does not), and one already in the vocabulary must be the same text.
+ * @return 0, or -1 + message. */
+static int entries_from_added(json_t *added, entry *e)
+{
+    size_t i;
+    json_t *tok;
+    json_array_foreach(added, i, tok) {
+        json_t *id_v = json_object_get(tok, "id");
+        const char *content = json_string_value(json_object_get(tok, "content"));
+        json_int_t id = json_integer_value(id_v);
+        if (!content || !*content)
+            return err_set("added_tokens[%zu]: no content", i);
+        if (!json_is_true(json_object_get(tok, "special")))
+            return err_set("added_tokens[%zu] \"%s\" is not special (Hugging Face would cut text at it, "
+                           "w2s does not)", i, content);
+        if (e[id].text && strcmp(e[id].text, content) != 0)
+            return err_set("added_tokens[%zu] \"%s\" has the id %lld of \"%s\"", i, content, (long long)id,
+                           e[id].text);
+        if (!e[id].text)
+            TRY(entry_set(e, id, content, 1));
+        e[id].special = 1;
+    }
+    return 0;
+}
+
+/* The largest id of tokenizer.json's added_tokens, checking each; *max is
+ * raised to it. @return 0, or -1 + message. */
+static int added_max_id(json_t *added, json_int_t *max)
+{
+    if (added && !json_is_array(added))
+        return err_set("added_tokens is not an array");
+    size_t i;
+    json_t *tok;
+    json_array_foreach(added, i, tok) {
+        json_t *id_v = json_object_get(tok, "id");
+        json_int_t id = json_is_integer(id_v) ? json_integer_value(id_v) : -1;
+        if (id < 0 || id >= TOK_GPT2_MAX_VOCAB)
+            return err_set("added_tokens[%zu]: id is not an integer in 0..%d", i, TOK_GPT2_MAX_VOCAB - 1);
+        *max = id > *max ? id : *max;
+    }
+    return 0;
+}
+
+/* Reads tokenizer.json's model.merges ("a b" strings or ["a", "b"] pairs)
+ * into parts->merges. @return 0, or -1 + message. */
+static int merges_from_json(const alphabet *a, json_t *merges, tok_gpt2_parts *parts)
+{
+    if (!json_is_array(merges))
+        return err_set("model.merges is not an array");
+    size_t n = json_array_size(merges), longest = 0, i;
+    json_t *m;
+    json_array_foreach(merges, i, m) {
+        json_t *l = json_array_get(m, 0), *r = json_array_get(m, 1);
+        size_t len = json_is_string(m) ? json_string_length(m)
+                     : json_array_size(m) == 2 && json_is_string(l) && json_is_string(r)
+                         ? json_string_length(l) + json_string_length(r)
+                         : SIZE_MAX;
+        if (len == SIZE_MAX)
+            return err_set("model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", i);
+        longest = len > longest ? len : longest;
+    }
+    int rc = -1;
+    tok_index *x = tok_index_create(parts->tok_off, parts->tok_bytes, parts->vocab);
+    unsigned char *buf = mem_alloc(longest + 1, "tokenizer.json merge");
+    parts->merges = mem_alloc(sizeof(int32_t) * 3 * (n ? n : 1), "tokenizer.json merges");
+    if (!x || !buf || !parts->merges)
+        goto done;
+    json_array_foreach(merges, i, m) {
+        json_t *l = json_array_get(m, 0), *r = json_array_get(m, 1);
+        int32_t *out = parts->merges + 3 * i;
+        if ((json_is_string(m) ? read_merge_line(a, x, json_string_value(m), json_string_length(m), buf, out)
+                               : read_merge(a, x, json_string_value(l), json_string_length(l),
+                                            json_string_value(r), json_string_length(r), buf, out)) < 0) {
+            err_wrap("model.merges[%zu]", i);
+            goto done;
+        }
+    }
+    parts->n_merges = (int)n;
+    rc = 0;
+done:
+    tok_index_free(x);
+    free(buf);
+    return rc;
+}
+
+tokenizer *tok_gpt2_load_tokenizer_json(const char *path)
+{
+    alphabet a;
+    alphabet_init(&a);
+    tok_gpt2_parts parts = {0};
+    tokenizer *t = NULL;
+    entry *e = NULL;
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        err_set("%s: line %d column %d: %s", path, jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    json_t *model = json_object_get(root, "model"), *vocab = json_object_get(model, "vocab");
+    json_t *added = json_object_get(root, "added_tokens");
+    json_int_t max = -1;
+    if (!json_is_object(vocab))
+        err_set("model.vocab is not a JSON object of token -> id");
+    else if (check_pipeline(root, model) == 0 && vocab_max_id(vocab, &max) == 0 &&
+             added_max_id(added, &max) == 0 && (e = mem_calloc((size_t)max + 2, sizeof *e, "GPT-2 tokens")) &&
+             entries_from_vocab(vocab, e) == 0 && entries_from_added(added, e) == 0 &&
+             parts_from_entries(&a, e, (size_t)max + 1, &parts) == 0 &&
+             merges_from_json(&a, json_object_get(model, "merges"), &parts) == 0)
+        t = tok_gpt2_build(&parts);
+    if (!t)
+        err_wrap("%s", path);
+    free(parts.tok_off);
+    free(parts.tok_bytes);
+    free(parts.merges);
+    free(parts.specials);
+    free(e);
+    json_decref(root);
+    return t;
 }
 
 /* The alphabet spelling of token id as a NUL-terminated string in buf (room
