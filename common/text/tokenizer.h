@@ -67,7 +67,7 @@
 #define TOK_DEFAULT_VOCAB 4096
 #define TOK_MIN_VOCAB 258      /* 256 bytes + at least one merge + EOT */
 #define TOK_MAX_VOCAB 65536    /* byte BPE: ids fit in uint16 */
-#define TOK_GPT2_MAX_VOCAB (1 << 24) /* GPT-2 kind (Llama 3, Qwen: up to 152K) */
+#define TOK_GPT2_MAX_VOCAB (1 << 24) /* GPT-2 kind: ids in u32, far above 152K vocabularies */
 #define TOK_PIECE_MAX 1024     /* byte BPE: longest pre-split piece, see rule 4 */
 #define TOK_FORMAT_BYTE_BPE 1  /* blob version written for each kind */
 #define TOK_FORMAT_GPT2 2
