@@ -26,9 +26,9 @@ ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
   WARN   += -Wno-unknown-warning-option
 endif
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPT) $(WARN) $(SAN) $(MPI_FLAGS)
-PKGS     := sqlite3 openblas libarchive libzstd libxxhash jansson
+PKGS     := sqlite3 openblas libarchive libzstd libxxhash jansson libpcre2-8
 DEB_PKGS := libsqlite3-dev libopenblas-dev libarchive-dev libzstd-dev libxxhash-dev \
-            libjansson-dev libcmocka-dev pkg-config sqlite3
+            libjansson-dev libpcre2-dev libcmocka-dev pkg-config sqlite3
 # Optional: only `make test-mpi` / `bench-mpi` need them.
 MPI_DEB_PKGS := libopenmpi-dev openmpi-bin
 MPI_BUILD    := build/mpi
@@ -39,6 +39,7 @@ deb_of_libarchive := libarchive-dev
 deb_of_libzstd := libzstd-dev
 deb_of_libxxhash := libxxhash-dev
 deb_of_jansson := libjansson-dev
+deb_of_libpcre2-8 := libpcre2-dev
 deb_of_cmocka := libcmocka-dev
 
 ifeq ($(filter deps deps-mpi check-layers clean,$(MAKECMDGOALS)),)
@@ -98,7 +99,7 @@ $(BUILD)/train: $(TRAIN_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
 
 $(BUILD)/softlabel.so: $(EXT_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
-	$(CC) $(CFLAGS) -shared $^ -lzstd -lxxhash -lm -o $@
+	$(CC) $(CFLAGS) -shared $^ -lzstd -lxxhash -lpcre2-8 -lm -o $@
 
 # Test and bench programs may share helpers in tests/support_*.c.
 SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard tests/support_*.c)))

@@ -4,7 +4,9 @@
  * 10 MB/s or more on one core; and linear cost in the record length, shown by
  * encoding 1 MB and 10 MB single-line records (English with newlines turned
  * into spaces, a run of random letters, a run of spaces) and comparing the
- * best of three times.
+ * best of three times. Then GPT-2's tokenizer (tests/data/gpt2, run from the
+ * repository root): encoding its golden text (many scripts, code, emoji)
+ * repeated to 5 MB, first pass and warm.
  * Every result is verified (exact round trip) before it is timed. Appends JSON
  * lines to $BUILD/bench.jsonl. */
 #include <stdio.h>
@@ -14,8 +16,10 @@
 #include "base/err.h"
 #include "base/progress.h"
 #include "base/rng.h"
-#include "text/tokenizer.h"
+#include "base/fileio.h"
+#include "text/tok_gpt2.h"
 #include "support_fixtures.h"
+#include "support_tok.h"
 
 #define TRAIN_BYTES (5u << 20)
 #define MB (1u << 20)
@@ -53,11 +57,11 @@ static void repeat_into(unsigned char *out, size_t len, const unsigned char *src
 
 /* Encodes text, checks the exact round trip, and returns the best of reps
  * timed runs in seconds (*n_tokens receives the token count). */
-static double time_encode(tokenizer *t, const unsigned char *text, size_t len, int32_t *ids,
-                          unsigned char *back, int reps, size_t *n_tokens)
+static double time_encode(tokenizer *t, const unsigned char *text, size_t len, int32_t *ids, int reps,
+                          size_t *n_tokens)
 {
-    size_t n = tok_encode(t, text, len, ids), back_len;
-    if (tok_decode(t, ids, n, back, len, &back_len) < 0 || back_len != len || memcmp(back, text, len) != 0) {
+    size_t n;
+    if (stok_roundtrip(t, text, len, ids, &n) < 0) {
         fprintf(stderr, "bench_tokenizer: round trip FAILED (%zu bytes)\n", len);
         exit(1);
     }
@@ -87,9 +91,9 @@ int main(void)
         src = generate_english(2 * MB, &src_len);
         source = "generated English-like text";
     }
-    unsigned char *text = malloc(10 * MB), *back = malloc(10 * MB);
+    unsigned char *text = malloc(10 * MB);
     int32_t *ids = malloc(10 * MB * sizeof *ids);
-    if (!src || !text || !back || !ids) {
+    if (!src || !text || !ids) {
         fprintf(stderr, "bench_tokenizer: out of memory\n");
         return 1;
     }
@@ -127,7 +131,7 @@ int main(void)
     double cold_s = time_now() - c0;
     tok_free(cold);
     size_t n_tok;
-    double enc_s = time_encode(t, text, TRAIN_BYTES, ids, back, 3, &n_tok);
+    double enc_s = time_encode(t, text, TRAIN_BYTES, ids, 3, &n_tok);
     if (n_tok != n_cold) {
         fprintf(stderr, "bench_tokenizer: cold and warm cache disagree\n");
         return 1;
@@ -158,8 +162,8 @@ int main(void)
             memset(text, ' ', 10 * MB);
         }
         size_t n1, n10;
-        double s1 = time_encode(t, text, MB, ids, back, 3, &n1);
-        double s10 = time_encode(t, text, 10 * MB, ids, back, 3, &n10);
+        double s1 = time_encode(t, text, MB, ids, 3, &n1);
+        double s10 = time_encode(t, text, 10 * MB, ids, 3, &n10);
         double ratio = s10 / s1;
         printf("one line %-16s 1 MB %.3f s, 10 MB %.3f s (%.1f MB/s): 10 MB / 1 MB time = %.1f (linear = 10)\n",
                kinds[k], s1, s10, 10.0 / s10, ratio);
@@ -171,9 +175,36 @@ int main(void)
     }
 
     tok_free(t);
+
+    /* GPT-2: its regex pre-split and BPE by rank on the golden text. */
+    double l0 = time_now();
+    tokenizer *gpt2 = tok_gpt2_load("tests/data/gpt2/encoder.json", "tests/data/gpt2/vocab.bpe");
+    double load_s = time_now() - l0;
+    unsigned char *golden;
+    size_t golden_len;
+    if (!gpt2 || file_read_all("tests/data/gpt2/golden.txt", &golden, &golden_len) < 0) {
+        fprintf(stderr, "bench_tokenizer: %s\n", err_message());
+        return 1;
+    }
+    repeat_into(text, TRAIN_BYTES, golden, golden_len);
+    double g0 = time_now();
+    size_t n_first = tok_encode(gpt2, text, TRAIN_BYTES, ids);
+    double first_s = time_now() - g0;
+    double warm_s = time_encode(gpt2, text, TRAIN_BYTES, ids, 3, &n_tok);
+    if (n_tok != n_first) {
+        fprintf(stderr, "bench_tokenizer: GPT-2 first and warm passes disagree\n");
+        return 1;
+    }
+    double g_first = TRAIN_BYTES / (double)MB / first_s, g_warm = TRAIN_BYTES / (double)MB / warm_s;
+    printf("gpt2: load %.2f s; encode %.1f MB/s warm, %.1f MB/s first pass on the golden text, "
+           "%.3f tokens/byte\n", load_s, g_warm, g_first, (double)n_tok / TRAIN_BYTES);
+    sfix_bench_record("tokenizer_gpt2_load", load_s, "s");
+    sfix_bench_record("tokenizer_gpt2_encode_warm", g_warm, "MB/s");
+    sfix_bench_record("tokenizer_gpt2_encode_first_pass", g_first, "MB/s");
+    tok_free(gpt2);
+    free(golden);
     free(src);
     free(text);
-    free(back);
     free(ids);
     return 0;
 }

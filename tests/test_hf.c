@@ -6,11 +6,7 @@
  * for bit; every malformed directory refused with the file and the tensor or
  * key named; `train import` / `train export` on the command line; and
  * `train --init` (LM only and LM + KD), whose shape options must match the
- * checkpoint.
- *
- * The tokenizer files need the GPT-2 tokenizer (text/tok_gpt2.h); the
- * command-line round trip that needs it is compiled with
- * W2S_HAVE_GPT2_TOKENIZER. */
+ * checkpoint. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -755,7 +751,6 @@ static void test_init_shape_options(void **state)
     assert_holds("keep.ckpt", "keep");
 }
 
-#ifdef W2S_HAVE_GPT2_TOKENIZER
 /* import -> export -> import gives the same checkpoint file, byte for byte;
  * a BF16 source imports to the same parameters; the import trains and
  * evaluates like any checkpoint. */
@@ -797,7 +792,6 @@ static void test_cli_import_export_roundtrip(void **state)
                           "--records", "fortune", "--threads", "1", NULL};
     assert_int_equal(run(eval), 0);
 }
-#endif
 
 int main(void)
 {
@@ -815,9 +809,7 @@ int main(void)
         cmocka_unit_test(test_cli_import_refusals),
         cmocka_unit_test(test_cli_export_refusals),
         cmocka_unit_test(test_init_shape_options),
-#ifdef W2S_HAVE_GPT2_TOKENIZER
         cmocka_unit_test(test_cli_import_export_roundtrip),
-#endif
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     scli_result_free(&last);

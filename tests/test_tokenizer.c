@@ -14,6 +14,7 @@
 #include "base/rng.h"
 #include "text/tokenizer.h"
 #include "support_fixtures.h"
+#include "support_tok.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,30 +228,11 @@ static size_t ref_encode(const tokenizer *t, const unsigned char *s, size_t len,
     return count;
 }
 
-/* Encodes s, checks the count bound, no EOT, and the exact round trip. */
+/* stok_roundtrip, asserted. @return the id count. */
 static size_t check_roundtrip(tokenizer *t, const unsigned char *s, size_t len, int32_t *ids)
 {
-    size_t n = tok_encode(t, s, len, ids);
-    assert_true(n <= len);
-    unsigned char *back = malloc(len + 1);
-    assert_non_null(back);
-    size_t pos = 0;
-    for (size_t i = 0; i < n; i++) {
-        assert_true(ids[i] >= 0 && ids[i] < tok_eot(t));
-        size_t tl;
-        const unsigned char *b = tok_token_bytes(t, ids[i], &tl);
-        assert_non_null(b);
-        assert_true(tl >= 1 && pos + tl <= len);
-        memcpy(back + pos, b, tl);
-        pos += tl;
-    }
-    assert_int_equal(pos, len);
-    assert_memory_equal(back, s, len);
-    size_t dlen = 0;
-    assert_int_equal(tok_decode(t, ids, n, back, len, &dlen), 0);
-    assert_int_equal(dlen, len);
-    assert_memory_equal(back, s, len);
-    free(back);
+    size_t n;
+    assert_int_equal(stok_roundtrip(t, s, len, ids, &n), 0);
     return n;
 }
 
@@ -503,6 +485,51 @@ static void test_serialize_roundtrip(void **state)
     free(blob2);
 }
 
+/* Version 1 golden blob (schemas/tokenizer.md): tok_train of GOLDEN_V1_TEXT
+ * to vocab 262, as every earlier w2s wrote it; checkpoints and labels.db
+ * hold such blobs and their tok_hash. */
+#define GOLDEN_V1_TEXT "the cat sat on the mat; the hat"
+static const unsigned char golden_v1[] = {
+    0x57, 0x32, 0x53, 0x54, 0x4f, 0x4b, 0x01, 0x00, 0x06, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x00, 0x00, 0x61, 0x00, 0x74, 0x00, 0x68, 0x00, 0x65, 0x00,
+    0x74, 0x00, 0x01, 0x01, 0x20, 0x00, 0x02, 0x01, 0x20, 0x00, 0x63, 0x00,
+    0x13, 0x7b, 0x82, 0xa3, 0xe9, 0x18, 0xfe, 0x74,
+};
+
+static void test_golden_v1_blob(void **state)
+{
+    (void)state;
+    tokenizer *t = tok_deserialize(golden_v1, sizeof golden_v1);
+    assert_non_null(t);
+    assert_int_equal(tok_kind(t), TOK_KIND_BYTE_BPE);
+    assert_int_equal(tok_vocab_size(t), 262);
+    assert_int_equal(tok_eot(t), 261);
+    assert_true(tok_hash(t) == XXH3_64bits(golden_v1, sizeof golden_v1));
+    const int32_t want[5][2] = {{'a', 't'}, {'h', 'e'}, {'t', 257}, {' ', 258}, {' ', 'c'}};
+    for (int m = 0; m < 5; m++) {
+        int32_t l, r;
+        assert_int_equal(tok_merge_pair(t, 256 + m, &l, &r), 0);
+        assert_true(l == want[m][0] && r == want[m][1]);
+    }
+    int32_t ids[16];
+    assert_int_equal(tok_encode(t, (const unsigned char *)"the cat", 7, ids), 3);
+    assert_true(ids[0] == 258 && ids[1] == 260 && ids[2] == 256);
+    unsigned char *blob;
+    size_t len;
+    assert_int_equal(tok_serialize(t, &blob, &len), 0);
+    assert_int_equal(len, sizeof golden_v1);
+    assert_memory_equal(blob, golden_v1, len);
+    free(blob);
+    tok_free(t);
+
+    /* Training still makes the same blob. */
+    byte_span span = {(const unsigned char *)GOLDEN_V1_TEXT, sizeof GOLDEN_V1_TEXT - 1};
+    t = tok_train(&span, 1, 262);
+    assert_non_null(t);
+    assert_true(tok_hash(t) == XXH3_64bits(golden_v1, sizeof golden_v1));
+    tok_free(t);
+}
+
 /* Rewrites the trailing checksum so that only the intended damage remains. */
 static void reseal(unsigned char *blob, size_t len)
 {
@@ -560,9 +587,13 @@ static void test_corrupt_blobs_rejected(void **state)
     c[0] = 'X';
     expect_reject(c, len, "bad magic");
     memcpy(c, blob, len);
-    put16(c + 6, 2);
+    put16(c + 6, 3);
     reseal(c, len);
-    expect_reject(c, len, "unsupported version 2");
+    expect_reject(c, len, "unsupported version 3");
+    memcpy(c, blob, len);
+    put16(c + 6, 2); /* a version 1 body read as version 2: its vocab size is no kind */
+    reseal(c, len);
+    expect_reject(c, len, "kind");
     memcpy(c, blob, len);
     c[8] ^= 1;
     reseal(c, len);
@@ -734,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_compression_english),
         cmocka_unit_test(test_cache_consistent),
         cmocka_unit_test(test_serialize_roundtrip),
+        cmocka_unit_test(test_golden_v1_blob),
         cmocka_unit_test(test_corrupt_blobs_rejected),
         cmocka_unit_test(test_training_deterministic_and_small_cases),
         cmocka_unit_test(test_training_matches_full_recount),

@@ -1,9 +1,11 @@
-/* tok_encode: text -> token ids. Text is cut into pieces by the pre-split
- * rule and each piece is merged independently. Most pieces are short, common
- * words, so a cache maps recently seen pieces to their ids; short cache
- * misses are merged with a rank array (quadratic but tiny), long pieces (up
- * to TOK_PIECE_MAX bytes) with a min-heap over adjacent pairs and a linked
- * list, O(n log n). Total cost is linear in the text length. */
+/* tok_encode: text -> token ids, for both kinds. Text is cut into pieces by
+ * the kind's pre-split rule and each piece is merged independently, starting
+ * from its bytes' ids. Most pieces are short, common words, so a cache maps
+ * recently seen pieces to their ids; short cache misses are merged with a
+ * rank array (quadratic but tiny), long pieces (byte BPE: up to
+ * TOK_PIECE_MAX bytes; GPT-2: any length) with a min-heap over adjacent pairs
+ * and a linked list, O(n log n). Total cost is linear in the text length for
+ * byte BPE, O(n log n) for one huge GPT-2 piece. */
 #include "text/tok_internal.h"
 
 #include "base/mem.h"
@@ -16,6 +18,8 @@
 #define CACHE_MAX_ENTRIES (CACHE_SLOTS / 2)
 #define CACHE_BYTES (1u << 20)
 #define CACHE_IDS (1u << 19)
+/* Merge scratch beyond this many symbols is freed after each tok_encode. */
+#define SCRATCH_KEEP (1u << 16)
 
 typedef struct cache_slot {
     uint64_t hash;
@@ -55,17 +59,22 @@ static tok_cache *cache_create(void)
     return c;
 }
 
+/* The rank of the merge of (a, b), or INT32_MAX when there is none. */
+static int32_t pair_rank_or_max(const tokenizer *t, int32_t a, int32_t b)
+{
+    int32_t r = tok_pair_rank(t, a, b);
+    return r < 0 ? INT32_MAX : r;
+}
+
 /* Merges a short piece by repeatedly applying the lowest-ranked adjacent
- * pair (merge id order = rank; leftmost on ties). @return the id count. */
+ * pair (leftmost on ties). @return the id count. */
 static size_t merge_short(const tokenizer *t, const unsigned char *p, size_t n, int32_t *out)
 {
     int32_t rank[TOK_SHORT_PIECE];
     for (size_t i = 0; i < n; i++)
-        out[i] = p[i];
-    for (size_t i = 0; i + 1 < n; i++) {
-        int32_t id = tok_pair_find(t, out[i], out[i + 1]);
-        rank[i] = id < 0 ? INT32_MAX : id;
-    }
+        out[i] = t->byte_id[p[i]];
+    for (size_t i = 0; i + 1 < n; i++)
+        rank[i] = pair_rank_or_max(t, out[i], out[i + 1]);
     while (n > 1) {
         size_t best = 0;
         for (size_t i = 1; i + 1 < n; i++)
@@ -73,24 +82,45 @@ static size_t merge_short(const tokenizer *t, const unsigned char *p, size_t n, 
                 best = i;
         if (rank[best] == INT32_MAX)
             break;
-        out[best] = rank[best];
+        out[best] = t->merge_result[rank[best]];
         memmove(out + best + 1, out + best + 2, (n - best - 2) * sizeof *out);
         memmove(rank + best, rank + best + 1, (n - best - 2) * sizeof *rank);
         n--;
-        if (best > 0) {
-            int32_t id = tok_pair_find(t, out[best - 1], out[best]);
-            rank[best - 1] = id < 0 ? INT32_MAX : id;
-        }
-        if (best + 1 < n) {
-            int32_t id = tok_pair_find(t, out[best], out[best + 1]);
-            rank[best] = id < 0 ? INT32_MAX : id;
-        }
+        if (best > 0)
+            rank[best - 1] = pair_rank_or_max(t, out[best - 1], out[best]);
+        if (best + 1 < n)
+            rank[best] = pair_rank_or_max(t, out[best], out[best + 1]);
     }
     return n;
 }
 
-/* Heap entries pack (merge id, position) so that the smallest value is the
- * earliest merge, leftmost on ties. */
+/* merge_short without the rank array, in O(n^2) pair look-ups: for a long
+ * piece whose scratch could not be allocated. */
+static size_t merge_in_place(const tokenizer *t, const unsigned char *p, size_t n, int32_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = t->byte_id[p[i]];
+    while (n > 1) {
+        size_t best = 0;
+        int32_t best_rank = INT32_MAX;
+        for (size_t i = 0; i + 1 < n; i++) {
+            int32_t r = pair_rank_or_max(t, out[i], out[i + 1]);
+            if (r < best_rank) {
+                best_rank = r;
+                best = i;
+            }
+        }
+        if (best_rank == INT32_MAX)
+            break;
+        out[best] = t->merge_result[best_rank];
+        memmove(out + best + 1, out + best + 2, (n - best - 2) * sizeof *out);
+        n--;
+    }
+    return n;
+}
+
+/* Heap entries pack (merge rank, position) so that the smallest value is the
+ * lowest-ranked merge, leftmost on ties. */
 static void heap_push(uint64_t *heap, size_t *len, uint64_t v)
 {
     size_t i = (*len)++;
@@ -129,19 +159,55 @@ static void push_pair(tokenizer *t, size_t *heap_len, int32_t pos)
     int32_t nx = t->next[pos];
     if (nx < 0)
         return;
-    int32_t id = tok_pair_find(t, t->sym[pos], t->sym[nx]);
-    if (id >= 0)
-        heap_push(t->heap, heap_len, (uint64_t)id << 32 | (uint32_t)pos);
+    int32_t rank = tok_pair_rank(t, t->sym[pos], t->sym[nx]);
+    if (rank >= 0)
+        heap_push(t->heap, heap_len, (uint64_t)rank << 32 | (uint32_t)pos);
 }
 
-/* Same result as merge_short for any length <= TOK_PIECE_MAX, in O(n log n).
- * Symbols live in a linked list over the scratch arrays of t; a heap entry is
- * stale when its position was absorbed or its pair changed. */
+void tok_scratch_free(tokenizer *t)
+{
+    free(t->sym);
+    free(t->next);
+    free(t->prev);
+    free(t->heap);
+    t->sym = t->next = t->prev = NULL;
+    t->heap = NULL;
+    t->scratch_cap = 0;
+}
+
+/* Room in the scratch of t for a piece of n symbols (each merge pushes at
+ * most two heap entries after the n - 1 first ones). @return 0, or -1 when
+ * memory ran out (the scratch is then empty). */
+static int scratch_reserve(tokenizer *t, size_t n)
+{
+    if (n <= t->scratch_cap)
+        return 0;
+    tok_scratch_free(t);
+    if (n > INT32_MAX)
+        return -1;
+    size_t cap = n < TOK_PIECE_MAX ? TOK_PIECE_MAX : n;
+    t->sym = mem_alloc(cap * sizeof *t->sym, "tokenizer merge scratch");
+    t->next = mem_alloc(cap * sizeof *t->next, "tokenizer merge scratch");
+    t->prev = mem_alloc(cap * sizeof *t->prev, "tokenizer merge scratch");
+    t->heap = mem_alloc(3 * cap * sizeof *t->heap, "tokenizer merge scratch");
+    if (!t->sym || !t->next || !t->prev || !t->heap) {
+        tok_scratch_free(t);
+        return -1;
+    }
+    t->scratch_cap = cap;
+    return 0;
+}
+
+/* Same result as merge_short for any length, in O(n log n). Symbols live in
+ * a linked list over the scratch arrays of t; a heap entry is stale when its
+ * position was absorbed or its pair changed. */
 static size_t merge_long(tokenizer *t, const unsigned char *p, size_t n, int32_t *out)
 {
+    if (scratch_reserve(t, n) < 0)
+        return merge_in_place(t, p, n, out);
     size_t heap_len = 0;
     for (size_t i = 0; i < n; i++) {
-        t->sym[i] = p[i];
+        t->sym[i] = t->byte_id[p[i]];
         t->prev[i] = (int32_t)i - 1;
         t->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     }
@@ -149,12 +215,12 @@ static size_t merge_long(tokenizer *t, const unsigned char *p, size_t n, int32_t
         push_pair(t, &heap_len, (int32_t)i);
     while (heap_len > 0) {
         uint64_t e = heap_pop(t->heap, &heap_len);
-        int32_t id = (int32_t)(e >> 32), pos = (int32_t)(uint32_t)e;
+        int32_t rank = (int32_t)(e >> 32), pos = (int32_t)(uint32_t)e;
         int32_t nx = t->next[pos];
-        if (t->sym[pos] < 0 || nx < 0 || t->sym[pos] != t->merges[2 * (id - 256)] ||
-            t->sym[nx] != t->merges[2 * (id - 256) + 1])
+        if (t->sym[pos] < 0 || nx < 0 || t->sym[pos] != t->merges[2 * rank] ||
+            t->sym[nx] != t->merges[2 * rank + 1])
             continue;
-        t->sym[pos] = id;
+        t->sym[pos] = t->merge_result[rank];
         t->sym[nx] = -1;
         t->next[pos] = t->next[nx];
         if (t->next[nx] >= 0)
@@ -216,10 +282,11 @@ size_t tok_encode(tokenizer *t, const unsigned char *text, size_t len, int32_t *
         t->cache_failed = t->cache == NULL;
     }
     size_t count = 0;
+    int by_regex = t->kind == TOK_KIND_GPT2; /* byte BPE: straight to its table rule */
     while (len > 0) {
-        size_t n = tok_pretokenize(text, len);
+        size_t n = by_regex ? tok_first_piece(t, text, len) : tok_pretokenize(text, len);
         if (n == 1)
-            out[count++] = text[0];
+            out[count++] = t->byte_id[text[0]];
         else if (t->cache && n <= TOK_CACHE_PIECE_MAX)
             count += encode_cached(t, text, n, out + count);
         else
@@ -227,5 +294,8 @@ size_t tok_encode(tokenizer *t, const unsigned char *text, size_t len, int32_t *
         text += n;
         len -= n;
     }
+    /* The scratch of a pathological piece (36 bytes per byte) is not kept. */
+    if (t->scratch_cap > SCRATCH_KEEP)
+        tok_scratch_free(t);
     return count;
 }
