@@ -14,7 +14,7 @@
 
 static const char usage_text[] =
     "usage: train --gt PATH... --out MODEL.ckpt [options]\n"
-    "       train --eval --model MODEL.ckpt --input PATH... [--records MODE] [--json]\n"
+    "       train --eval --model MODEL.ckpt --input PATH... [--records MODE] [--allow-binary] [--json]\n"
     "\n"
     "Trains a GPT-2 style model on ground-truth text (LM loss), optionally plus a\n"
     "teacher's stored soft labels (KD loss), or evaluates a model.\n"
@@ -23,6 +23,12 @@ static const char usage_text[] =
     "  --gt PATH...           ground-truth text: files, archives, directories or -\n"
     "  --records MODE         how inputs split into records: file (default), line,\n"
     "                         paragraph, fortune, jsonl:FIELD\n"
+    "  --allow-binary         read members that do not look like text; without it a\n"
+    "                         member whose first 64 KiB hold a NUL byte, or more\n"
+    "                         than a quarter control bytes or invalid UTF-8, is an\n"
+    "                         error (some invalid UTF-8 is fine). A file whose name\n"
+    "                         says .gz, .tar, .zip, .zst, .xz, .bz2, .7z ... but\n"
+    "                         whose content is not that is always an error\n"
     "  --labels DB            labels.db written by distill (opened read-only); the\n"
     "                         student then uses the tokenizer stored in it\n"
     "  --labels-where SQL     only rows matching this SQL condition over the labels\n"
@@ -107,12 +113,13 @@ enum {
     OPT_HEADS, OPT_CHANNELS, OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS,
     OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
     OPT_EVAL_INPUT, OPT_EVAL_EVERY, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_STOP_AT,
-    OPT_METRICS, OPT_LABELS_ONLY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT, OPT_HELP, OPT_VERSION
+    OPT_METRICS, OPT_LABELS_ONLY, OPT_ALLOW_BINARY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT, OPT_HELP, OPT_VERSION
 };
 
 static const struct option long_options[] = {
     {"gt", required_argument, NULL, OPT_GT},
     {"records", required_argument, NULL, OPT_RECORDS},
+    {"allow-binary", no_argument, NULL, OPT_ALLOW_BINARY},
     {"out", required_argument, NULL, OPT_OUT},
     {"labels", required_argument, NULL, OPT_LABELS},
     {"labels-where", required_argument, NULL, OPT_LABELS_WHERE},
@@ -180,7 +187,7 @@ static void check_eval_mode(const train_options *o, int trained_only)
     if (o->n_eval_input == 0)
         usage_die("--eval needs --input PATH...");
     if (trained_only)
-        usage_die("--eval takes only --model, --input, --records, --batch, --threads, --json, --quiet");
+        usage_die("--eval takes only --model, --input, --records, --allow-binary, --batch, --threads, --json, --quiet");
 }
 
 static void check_train_mode(train_options *o, int alpha_given)
@@ -231,7 +238,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
     o->seed = 1;
     o->eval_every = 100;
     o->checkpoint_every = 100;
-    int alpha_given = 0, train_only = 0, *list_n = NULL;
+    int alpha_given = 0, train_only = 0, allow_binary = 0, *list_n = NULL;
     const char ***list = NULL;
     opterr = 0;
     int c;
@@ -239,7 +246,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
         if (c != 1 && c != '?' && c != ':')
             list = NULL;
         if (c != 1 && c != OPT_EVAL && c != OPT_MODEL && c != OPT_INPUT && c != OPT_RECORDS &&
-            c != OPT_BATCH && c != OPT_THREADS && c != OPT_JSON && c != OPT_QUIET &&
+            c != OPT_ALLOW_BINARY && c != OPT_BATCH && c != OPT_THREADS && c != OPT_JSON && c != OPT_QUIET &&
             c != OPT_HELP && c != OPT_VERSION)
             train_only = 1;
         switch (c) {
@@ -262,6 +269,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
             if (corpus_parse_mode(optarg, &o->records) < 0)
                 usage_die(err_message());
             break;
+        case OPT_ALLOW_BINARY: allow_binary = 1; break;
         case OPT_OUT: o->out = optarg; break;
         case OPT_LABELS: o->labels = optarg; break;
         case OPT_LABELS_WHERE: o->labels_where = optarg; break;
@@ -323,6 +331,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
         }
         }
     }
+    o->records.allow_binary = allow_binary;   /* --records may come after it */
     if (o->eval_mode)
         check_eval_mode(o, train_only);
     else
