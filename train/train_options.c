@@ -32,7 +32,10 @@ static const char usage_text[] =
     "  --labels DB            labels.db written by distill (opened read-only); the\n"
     "                         student then uses the tokenizer stored in it\n"
     "  --labels-where SQL     only rows matching this SQL condition over the labels\n"
-    "                         table, e.g. 'mean_entropy < 2.5'\n"
+    "                         table, e.g. 'mean_entropy < 2.5'; the extension's\n"
+    "                         functions work too, e.g. 'topk_entropy(topk) < 1.5'\n"
+    "  --labels-where-seconds S  stop a condition still running after S seconds\n"
+    "                         (default 60; 0 = no limit)\n"
     "  --labels-hard          the labeled batch gets the LM loss on the stored token\n"
     "                         ids (the real next tokens) instead of KD: the\n"
     "                         'ceiling' run; same --alpha weighting\n"
@@ -108,7 +111,7 @@ static const char usage_text[] =
     "  --help, --version\n";
 
 enum {
-    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_HARD,
+    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_WHERE_SECONDS, OPT_LABELS_HARD,
     OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_AUX_CONF, OPT_AUX_WARMUP, OPT_PRESET, OPT_LAYERS,
     OPT_HEADS, OPT_CHANNELS, OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS,
     OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
@@ -123,6 +126,7 @@ static const struct option long_options[] = {
     {"out", required_argument, NULL, OPT_OUT},
     {"labels", required_argument, NULL, OPT_LABELS},
     {"labels-where", required_argument, NULL, OPT_LABELS_WHERE},
+    {"labels-where-seconds", required_argument, NULL, OPT_LABELS_WHERE_SECONDS},
     {"labels-hard", no_argument, NULL, OPT_LABELS_HARD},
     {"alpha", required_argument, NULL, OPT_ALPHA},
     {"tau", required_argument, NULL, OPT_TAU},
@@ -238,6 +242,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
     o->seed = 1;
     o->eval_every = 100;
     o->checkpoint_every = 100;
+    o->labels_where_seconds = 60;
     int alpha_given = 0, train_only = 0, allow_binary = 0, *list_n = NULL;
     const char ***list = NULL;
     opterr = 0;
@@ -273,6 +278,9 @@ void train_options_parse(train_options *o, int argc, char **argv)
         case OPT_OUT: o->out = optarg; break;
         case OPT_LABELS: o->labels = optarg; break;
         case OPT_LABELS_WHERE: o->labels_where = optarg; break;
+        case OPT_LABELS_WHERE_SECONDS:
+            o->labels_where_seconds = cli_double_arg(prog, "--labels-where-seconds", optarg, 0.0, 1e9);
+            break;
         case OPT_LABELS_HARD: o->labels_hard = 1; break;
         case OPT_ALPHA: o->alpha = cli_double_arg(prog, "--alpha", optarg, 0.0, 1.0); alpha_given = 1; break;
         case OPT_TAU: o->tau = cli_double_arg(prog, "--tau", optarg, 0.01, 100.0); break;
