@@ -588,14 +588,35 @@ static void test_record_far_longer_than_T(void **state)
     free(text);
 }
 
+/* With stderr not a terminal, distill prints whole progress lines (here at
+ * every batch: W2S_PROGRESS_SECONDS is tiny) with the percent of the input
+ * bytes and the ETA; no terminal codes. */
+static void test_distill_progress_in_logs(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("W2S_PROGRESS_SECONDS", "0.000001", 1), 0);
+    const char *argv[] = {"distill", "--teacher", "t.ckpt", "--db", "progress.db", "--input", "gt.txt",
+                          "--records", "fortune", "--topk", "4", "--batch", "2", "--threads", "1", NULL};
+    run(argv);
+    unsetenv("W2S_PROGRESS_SECONDS");
+    if (r.status != 0)
+        fail_msg("distill: exit %d: %s", r.status, r.err);
+    assert_non_null(strstr(r.err, " bytes, "));
+    assert_non_null(strstr(r.err, "% ("));
+    assert_non_null(strstr(r.err, "ETA "));
+    assert_null(strchr(r.err, '\r'));
+    assert_null(strchr(r.err, '\033'));
+}
+
 int main(void)
 {
     enum { N = sizeof cases / sizeof *cases };
-    struct CMUnitTest tests[N + 3];
+    struct CMUnitTest tests[N + 4];
     for (size_t i = 0; i < N; i++)
         tests[i] = (struct CMUnitTest){cases[i].name, run_case, NULL, NULL, (void *)&cases[i]};
     tests[N] = (struct CMUnitTest)cmocka_unit_test(test_help);
     tests[N + 1] = (struct CMUnitTest)cmocka_unit_test(test_invalid_utf8_and_nul_accepted);
     tests[N + 2] = (struct CMUnitTest)cmocka_unit_test(test_record_far_longer_than_T);
-    return _cmocka_run_group_tests("bad_input", tests, N + 3, setup, teardown);
+    tests[N + 3] = (struct CMUnitTest)cmocka_unit_test(test_distill_progress_in_logs);
+    return _cmocka_run_group_tests("bad_input", tests, N + 4, setup, teardown);
 }
