@@ -903,6 +903,12 @@ static void test_binary_content(void **state)
     const char latin1[] = "Le caf\xe9 est tr\xe8s bon, \xe0 Paris. \xc3\xa9t\xc3\xa9 \xff\xfe ok\n";
     assert_int_equal(corpus_read_memory("l", latin1, sizeof latin1 - 1, &spec, collect, &c), 0);
     assert_int_equal(c.n, 1);
+    /* A fortune of the default corpus: half of it bells. Overstrike too. */
+    const char bells[] = "Look out!  Behind you!\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a";
+    const char overstrike[] = "_\bu_\bn_\bd_\be_\br_\bl_\bi_\bn_\be_\bd";
+    assert_int_equal(corpus_read_memory("b", bells, sizeof bells - 1, &spec, collect, &c), 0);
+    assert_int_equal(corpus_read_memory("o", overstrike, sizeof overstrike - 1, &spec, collect, &c), 0);
+    assert_int_equal(c.n, 3);
     collector_free(&c);
     free(tar);
 }

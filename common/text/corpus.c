@@ -173,8 +173,10 @@ static int check_name(struct archive *a, const char *source, const char *member)
 /* ---- text or not ---- */
 
 /* 1 when the bytes are clearly not text: a NUL byte, or more than a quarter of
- * them control characters (other than tab, line feed, vertical tab, form feed,
- * carriage return and escape) or bytes outside well-formed UTF-8 sequences.
+ * them control characters (other than bell, backspace, tab, line feed,
+ * vertical tab, form feed, carriage return and escape, which text uses: a
+ * fortune may ring the bell, old manuals overstrike with backspaces) or bytes
+ * outside well-formed UTF-8 sequences.
  * A sequence cut off at the end counts as well-formed (the probe may end in
  * the middle of one). Some invalid UTF-8 is fine: byte-level tokenizers take
  * Latin-1 and damaged text as they are. */
@@ -188,7 +190,7 @@ static int looks_binary(const unsigned char *p, size_t n)
         size_t follow = b < 0x80 ? 0 : b >= 0xC2 && b <= 0xDF ? 1 : b >= 0xE0 && b <= 0xEF ? 2
                       : b >= 0xF0 && b <= 0xF4 ? 3 : 4;
         if (follow == 0) {
-            bad += (b < 0x20 && !memchr("\t\n\v\f\r\033", (int)b, 6)) || b == 0x7F;
+            bad += (b < 0x20 && !memchr("\a\b\t\n\v\f\r\033", (int)b, 8)) || b == 0x7F;
             i++;
             continue;
         }

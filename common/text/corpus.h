@@ -9,7 +9,9 @@
  *
  * Each member is streamed in blocks and cut into records by a record_spec;
  * only the current record is buffered, so a member larger than memory is fine
- * as long as each record fits.
+ * as long as each record fits. A record's identity is (source, member, index)
+ * plus an XXH3-64 hash of its bytes; the same input gives the same records in
+ * the same order.
  *
  * Members inside an archive that are themselves compressed or archives (a tar
  * of .gz man pages, a zip of .bz2 files, a tar inside a zip, up to 8 levels)
@@ -28,12 +30,11 @@
  *
  * Not text: a member (after decompression) whose first 64 KiB hold a NUL
  * byte, or in which more than a quarter of the bytes are control characters
- * (other than tab, line feed, vertical tab, form feed, carriage return and
- * escape) or not part of a well-formed UTF-8 sequence, is an error naming the
- * file and member, unless record_spec.allow_binary. Some invalid UTF-8 in
- * mostly-text (Latin-1, damaged files) is fine: the tokenizers are byte-level. A record's identity is (source, member, index)
- * plus an XXH3-64 hash of its bytes; the same input gives the same records in
- * the same order.
+ * (other than bell, backspace, tab, line feed, vertical tab, form feed,
+ * carriage return and escape) or not part of a well-formed UTF-8 sequence,
+ * is an error naming the file and member, unless record_spec.allow_binary.
+ * Some invalid UTF-8 in mostly-text (Latin-1, damaged files) is fine: the
+ * tokenizers are byte-level.
  *
  * Record modes (all byte-exact apart from the stated separators):
  *   file       the whole member is one record.
