@@ -789,6 +789,33 @@ static void test_nested_members(void **state)
         collector_free(&c);
         free(outer);
     }
+    /* Each archive format inside a tar and inside a zip, plain and named as
+     * it is (a .tar inside a .zip, a .7z inside a .tar, ...). */
+    static const char *const inner_formats[][2] = {
+        {"ustar", "in.tar"}, {"zip", "in.zip"}, {"7zip", "in.7z"}, {"newc", "in.cpio"}, {"iso9660", "in.iso"},
+        {"ustar", "in.data"},
+    };
+    const member one[] = {{"a.txt", 'f', "inner text", 0}};
+    for (size_t i = 0; i < sizeof inner_formats / sizeof inner_formats[0]; i++) {
+        for (int z = 0; z < 2; z++) {
+            size_t li, lo;
+            unsigned char *inner = archive_bytes(inner_formats[i][0], "none", one, 1, &li);
+            const member wrap[] = {{inner_formats[i][1], 'f', (char *)inner, li}};
+            unsigned char *outer = archive_bytes(z ? "zip" : "pax", "none", wrap, 1, &lo);
+            collector c = {0};
+            record_spec spec;
+            assert_int_equal(corpus_parse_mode("file", &spec), 0);
+            if (corpus_read_memory("outer", outer, lo, &spec, collect, &c) != 0)
+                fail_msg("%s in %s: %s", inner_formats[i][1], z ? "zip" : "tar", err_message());
+            char name[64];
+            snprintf(name, sizeof name, "%s/a.txt", inner_formats[i][1]);
+            const want w[] = {{name, 0, "inner text"}};
+            assert_int_equal(compare_records(&c, "outer", w, 1), 0);
+            collector_free(&c);
+            free(inner);
+            free(outer);
+        }
+    }
     /* Three levels: a tar holding a zip holding a tar.gz holding notes.txt. */
     const member leaf[] = {{"notes.txt", 'f', "deep text", 0}};
     size_t l1, l2, l3;
