@@ -239,6 +239,8 @@ static int fill(struct archive *a, const char *source, const char *member, membe
             b->ended = 1;
             break;
         }
+        if (size == 0)
+            continue;
         if (size >= CORPUS_MAX_RECORD - b->len)
             return err_set("%s: %s: a compressed or archived member of %zu MiB or more cannot be read",
                            source, member, CORPUS_MAX_RECORD >> 20);
