@@ -358,6 +358,10 @@ static const bad_case cases[] = {
      EXPECT_FAIL, "labels.db", "--labels-where", OUTS_DB, NULL},
     {"where_drop_table", {TRAIN_GT, "--labels", "labels.db", "--labels-where", "1; DROP TABLE sequences", "--out", "out.ckpt", TRAIN_SHAPE},
      EXPECT_FAIL, "labels.db", "--labels-where", OUTS_DB, NULL},
+    {"where_never_ends", {TRAIN_GT, "--labels", "labels.db", "--labels-where-seconds", "0.5", "--labels-where",
+                          "seq_id IN (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c WHERE x = 0)",
+                          "--out", "out.ckpt", TRAIN_SHAPE},
+     EXPECT_FAIL, "--labels-where: labels.db: the condition", "did not finish within 0.5 s", OUTS_DB, NULL},
     {"where_pragma_writable", {TRAIN_GT, "--labels", "labels.db", "--labels-where", "(SELECT 1 FROM pragma_user_version(5))", "--out", "out.ckpt", TRAIN_SHAPE},
      EXPECT_FAIL, "labels.db", "--labels-where", OUTS_DB, NULL},
 
