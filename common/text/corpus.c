@@ -153,14 +153,11 @@ static int has_filter(struct archive *a, int code)
 static int check_name(struct archive *a, const char *source, const char *member)
 {
     const char *name = *member ? member : source;
+    const int format = archive_format(a) & ARCHIVE_FORMAT_BASE_MASK;
     size_t end = strlen(name);
     const name_promise *p;
     while ((p = promise_at(name, end)) != NULL) {
-        int kept = p->filter ? has_filter(a, p->filter)
-                             : (archive_format(a) & ARCHIVE_FORMAT_BASE_MASK) == p->format;
-        if (kept && p->filter && p->format)
-            kept = (archive_format(a) & ARCHIVE_FORMAT_BASE_MASK) == p->format;
-        if (!kept)
+        if ((p->filter && !has_filter(a, p->filter)) || (p->format && format != p->format))
             return err_set("%s%s%s: not a %s (its name says it is)", source, *member ? ": " : "", member,
                            p->what);
         if (p->format)
@@ -338,7 +335,8 @@ static int read_entries(struct archive *a, const char *source, const char *prefi
     for (int first = 1;; first = 0) {
         struct archive_entry *entry;
         int r = archive_read_next_header(a, &entry);
-        if (first && (usable(r) || r == ARCHIVE_EOF) && strcmp(source, "-") != 0)
+        /* Stdin has no name; its members do. */
+        if (first && (usable(r) || r == ARCHIVE_EOF) && (*prefix || strcmp(source, "-") != 0))
             TRY(check_name(a, source, prefix));
         if (r == ARCHIVE_EOF)
             return 0;
