@@ -145,18 +145,21 @@ static int split_write_member(split_part *part, const void *data, size_t len)
     return 0;
 }
 
-/* Finishes the tar and commits the file (or removes it when asked to). */
+/* Finishes the tar and commits the file; or, when abandoning, removes it
+ * without writing anything more (the error that stopped the split stays). */
 static int split_tar_close(split_part *part, int commit)
 {
-    int ok = part->tar && archive_write_close(part->tar) == ARCHIVE_OK;
-    if (!ok && commit)
-        err_set("%s: %s", part->out.path, part->tar ? archive_error_string(part->tar) : "not open");
+    int rc = 0;
+    if (!commit && part->tar)
+        archive_write_fail(part->tar);
+    else if (commit && archive_write_close(part->tar) != ARCHIVE_OK)
+        rc = err_set("%s: %s", part->out.path, archive_error_string(part->tar));
     archive_write_free(part->tar);
     part->tar = NULL;
-    if (ok && commit)
+    if (commit && rc == 0)
         return atomic_file_commit(&part->out);
     atomic_file_abort(&part->out);
-    return commit ? -1 : 0;
+    return rc;
 }
 
 static int split_record(void *ctx, const corpus_record *rec)
