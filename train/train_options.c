@@ -14,7 +14,7 @@
 
 static const char usage_text[] =
     "usage: train --gt PATH... --out MODEL.ckpt [options]\n"
-    "       train --eval --model MODEL.ckpt --input PATH... [--records MODE] [--allow-binary] [--json]\n"
+    "       train --eval --model MODEL.ckpt --input PATH... [--records MODE] [--json]\n"
     "\n"
     "Trains a GPT-2 style model on ground-truth text (LM loss), optionally plus a\n"
     "teacher's stored soft labels (KD loss), or evaluates a model.\n"
