@@ -63,7 +63,11 @@ FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 GEN_SRC  := $(BUILD)/gen/labels_schema.c
 LIB      := $(BUILD)/libw2s.a
-LIB_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
+# The library also holds the extension's SQL functions, compiled with
+# SQLITE_CORE (direct SQLite calls), for the programs' own connections
+# (train --labels-where); build/softlabel.so is the loadable build of the same file.
+LIB_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(EXT_SRC:%.c=$(BUILD)/obj/%.core.o) \
+            $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
 PROGRAMS := $(BUILD)/distill $(BUILD)/train
@@ -75,6 +79,10 @@ all: $(PROGRAMS) $(EXT)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.core.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSQLITE_CORE -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)

@@ -185,12 +185,14 @@ input_args=()
 for f in "${inputs[@]}"; do input_args+=(--input "$f"); done
 run_stage split "${#inputs[@]}" "${inputs[@]}" build/distill split --records "$records" --out "$d" \
     --parts gt:4.5,heldout:0.5,test:10,unlabeled:85 "${input_args[@]}"
-run_stage pack 1 "$d/unlabeled.txt" tar --zstd -cf "$d/unlabeled.tar.zst" -C "$d" unlabeled.txt
+# Each part is a tar of one member per record, read back by the default
+# --records file whatever a record holds (distill split --help).
+run_stage pack 1 "$d/unlabeled.tar" zstd -q -f "$d/unlabeled.tar" -o "$d/unlabeled.tar.zst"
 
 # 2. Teacher: LM loss on GT only; learns the tokenizer every model shares.
-run_stage teacher 2 "$d/gt.txt" "$d/heldout.txt" build/train --gt "$d/gt.txt" --records fortune --out "$work/teacher.ckpt" \
+run_stage teacher 2 "$d/gt.tar" "$d/heldout.tar" build/train --gt "$d/gt.tar" --out "$work/teacher.ckpt" \
     --vocab "$vocab" $(shape_args "$teacher") --steps "$teacher_steps" --batch $((batch + kd_batch)) \
-    --lr "$teacher_lr" --eval-input "$d/heldout.txt" --eval-every 25 --seed 1 \
+    --lr "$teacher_lr" --eval-input "$d/heldout.tar" --eval-every 25 --seed 1 \
     --metrics "$work/teacher.jsonl" --quiet --json "${threads_arg[@]}"
 
 # Labels of an earlier teacher cannot be resumed or mixed (distill refuses them).
@@ -198,14 +200,14 @@ if ((stage_ran)); then rm -f "$work"/labels-*.db "$work"/labels-*.db-wal "$work"
 
 # 3. Distill the unlabeled archive with the teacher.
 run_stage distill 2 "$work/teacher.ckpt" "$d/unlabeled.tar.zst" build/distill --teacher "$work/teacher.ckpt" --db "$labels_db" \
-    --input "$d/unlabeled.tar.zst" --records fortune --labels "$labels" --quiet --json "${threads_arg[@]}"
+    --input "$d/unlabeled.tar.zst" --labels "$labels" --quiet --json "${threads_arg[@]}"
 
 # 4-6. Students: baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens).
 student_common() { # SEED
-    echo "--gt $d/gt.txt --records fortune --tokenizer $work/teacher.ckpt $(shape_args "$student")"
-    echo "--steps $student_steps --lr $student_lr --eval-input $d/heldout.txt --eval-every 25 --seed $1"
+    echo "--gt $d/gt.tar --tokenizer $work/teacher.ckpt $(shape_args "$student")"
+    echo "--steps $student_steps --lr $student_lr --eval-input $d/heldout.tar --eval-every 25 --seed $1"
 }
-student_inputs=("$d/gt.txt" "$d/heldout.txt" "$work/teacher.ckpt")
+student_inputs=("$d/gt.tar" "$d/heldout.tar" "$work/teacher.ckpt")
 for seed in $(seq 1 "$seeds"); do
     common=$(student_common "$seed")
     # shellcheck disable=SC2086
@@ -225,8 +227,8 @@ done
 models=(teacher)
 for seed in $(seq 1 "$seeds"); do models+=("baseline-s$seed" "w2s-s$seed" "ceiling-s$seed"); done
 for m in "${models[@]}"; do
-    run_stage "eval-$m" 2 "$work/$m.ckpt" "$d/test.txt" build/train --eval --model "$work/$m.ckpt" --input "$d/test.txt" \
-        --records fortune --json "${threads_arg[@]}"
+    run_stage "eval-$m" 2 "$work/$m.ckpt" "$d/test.tar" build/train --eval --model "$work/$m.ckpt" --input "$d/test.tar" \
+        --json "${threads_arg[@]}"
 done
 
 # ---- report ------------------------------------------------------------------

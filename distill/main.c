@@ -37,6 +37,14 @@ static const char usage_text[] =
     "                    repeat --input or list several paths after it\n"
     "  --records MODE    how records are cut: file, line, paragraph, fortune,\n"
     "                    jsonl:FIELD (default file)\n"
+    "  --allow-binary    read members that do not look like text; without it a\n"
+    "                    member whose first 64 KiB hold a NUL byte, or more than\n"
+    "                    a quarter control bytes (not tab, newline, CR, FF, VT,\n"
+    "                    ESC, BEL, BS) or invalid UTF-8, is an error\n"
+    "                    (some invalid UTF-8 is fine). A file whose name says\n"
+    "                    .gz, .tar, .zip, .zst, .xz, .bz2, .7z ... but whose\n"
+    "                    content is not that is always an error. Compressed\n"
+    "                    files and archives inside archives are opened too\n"
     "  --labels KIND     topk:K: the K most probable ids per position (default\n"
     "                    topk:32, K 1..min(V, 1024)); sample:N: N tokens drawn\n"
     "                    with replacement from the teacher's softmax per position\n"
@@ -87,7 +95,7 @@ static _Noreturn void bad_option(char **argv)
 }
 
 enum { OPT_HELP = 256, OPT_VERSION, OPT_QUIET, OPT_JSON, OPT_TEACHER, OPT_DB, OPT_INPUT,
-       OPT_RECORDS, OPT_TOPK, OPT_BATCH, OPT_THREADS, OPT_LABELS, OPT_SEED, OPT_SHARD };
+       OPT_RECORDS, OPT_TOPK, OPT_BATCH, OPT_THREADS, OPT_LABELS, OPT_SEED, OPT_ALLOW_BINARY, OPT_SHARD };
 
 static const struct option long_options[] = {
     {"help", no_argument, NULL, OPT_HELP},
@@ -103,6 +111,7 @@ static const struct option long_options[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"allow-binary", no_argument, NULL, OPT_ALLOW_BINARY},
     {"shard", required_argument, NULL, OPT_SHARD},
     {NULL, 0, NULL, 0},
 };
@@ -150,6 +159,7 @@ static void parse(int argc, char **argv, parsed *p)
         case OPT_SEED: o->seed = (uint64_t)cli_int_arg(prog, "--seed", optarg, 0, INT64_MAX); break;
         case OPT_BATCH: o->batch = (int)cli_int_arg(prog, "--batch", optarg, 1, 4096); break;
         case OPT_THREADS: o->threads = (int)cli_int_arg(prog, "--threads", optarg, 1, 1024); break;
+        case OPT_ALLOW_BINARY: break;   /* applied after the loop: --records resets it */
         case OPT_SHARD:
             if (cli_parse_shard("--shard", optarg, &o->shard_index, &o->shard_count) < 0)
                 cli_die(prog, EXIT_USAGE, err_message());
@@ -178,7 +188,7 @@ static int run_merge(int argc, char **argv)
     parsed p = {0};
     parse(argc, argv, &p);
     static const int refused[] = {OPT_TEACHER, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
-                                  OPT_THREADS, OPT_SHARD, OPT_LABELS, OPT_SEED};
+                                  OPT_THREADS, OPT_SHARD, OPT_LABELS, OPT_SEED, OPT_ALLOW_BINARY};
     refuse(&p, "merge", refused, sizeof refused / sizeof *refused);
     if (!p.run.db)
         usage_error("merge needs --db OUT.db");
@@ -195,7 +205,8 @@ static int run_info(int argc, char **argv)
     parsed p = {0};
     parse(argc, argv, &p);
     static const int refused[] = {OPT_TEACHER, OPT_DB, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
-                                  OPT_THREADS, OPT_SHARD, OPT_QUIET, OPT_LABELS, OPT_SEED};
+                                  OPT_THREADS, OPT_SHARD, OPT_QUIET, OPT_LABELS, OPT_SEED,
+                                  OPT_ALLOW_BINARY};
     refuse(&p, "info", refused, sizeof refused / sizeof *refused);
     if (argc - optind != 1)
         usage_error("info needs exactly one labels.db");
@@ -232,6 +243,7 @@ static int run_distill(int argc, char **argv)
         for (int j = 0; j < i; j++)
             if (strcmp(o->inputs[i], o->inputs[j]) == 0)
                 usage_error("input '%s' given twice", o->inputs[i]);
+    o->records.allow_binary = p.seen[OPT_ALLOW_BINARY];
     int rc = distill_mpi_run(o);   /* distill_run, one shard per rank under mpirun */
     free(o->inputs);
     return rc;

@@ -1,10 +1,12 @@
 /* split: `distill split`, the deterministic corpus split of the default
  * experiment (README, "The default experiment"). Each record goes to one
- * named part by its content
- * hash, so the same record always lands in the same part whatever else the
- * corpus holds, and every part is written as a fortune-style file (records
- * separated by lines holding only "%") that `--records fortune` reads back to
- * the exact same records. */
+ * named part by its content hash, so the same record always lands in the same
+ * part whatever else the corpus holds. Every part is a tar archive with one
+ * member per record, so train and distill read it back to the exact same
+ * records in their default mode (`--records file`), whatever the records hold:
+ * a text format with separators (fortune's "%" lines) would need the same
+ * `--records` option on every later command and could not hold a record that
+ * contains its separator. */
 #include "split.h"
 
 #include "base/cli.h"
@@ -13,6 +15,8 @@
 #include "base/fileio.h"
 #include "base/mem.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@ typedef struct split_part {
     double percent;
     unsigned long long upper;  /* bucket bound (exclusive), cumulative */
     atomic_file out;
+    struct archive *tar;       /* writes into out */
     unsigned long long records, bytes;
 } split_part;
 
@@ -41,11 +46,14 @@ static void split_usage(void)
     printf("usage: distill split --input PATH... --out DIR --parts NAME:PCT,... [--records MODE]\n"
            "\n"
            "Splits records deterministically by content hash into named parts and writes\n"
-           "each as DIR/NAME.txt, records separated by lines holding only '%%' (read them\n"
-           "back with --records fortune).\n"
+           "each as DIR/NAME.tar, one member per record (00000000.txt, 00000001.txt, ...\n"
+           "in input order), so train and distill read the parts back to the same records\n"
+           "with their default --records file, whatever the records hold.\n"
            "\n"
            "  --input PATH      file, archive, directory or - (repeatable)\n"
-           "  --records MODE    file|line|paragraph|fortune|jsonl:FIELD (default fortune)\n"
+           "  --records MODE    how the inputs are cut: file|line|paragraph|fortune|\n"
+           "                    jsonl:FIELD (default fortune)\n"
+           "  --allow-binary    read inputs that do not look like text (see distill --help)\n"
            "  --out DIR         existing directory for the parts\n"
            "  --parts SPEC      e.g. gt:4.5,heldout:0.5,test:10,unlabeled:85 (sums to 100)\n"
            "  --quiet           no summary on stderr\n"
@@ -89,24 +97,69 @@ done:
     return rc;
 }
 
-/* 1 when the record holds a line that is only "%" (it could not be written
- * as one fortune record). */
-static int split_has_separator_line(const unsigned char *data, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if ((i == 0 || data[i - 1] == '\n') && data[i] == '%' &&
-            (i + 1 == len || data[i + 1] == '\n' || (data[i + 1] == '\r' && (i + 2 == len || data[i + 2] == '\n'))))
-            return 1;
-    }
-    return 0;
-}
-
 static int split_is_blank(const unsigned char *data, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         if (!strchr(" \t\r\n\v\f", data[i]))
             return 0;
     return 1;
+}
+
+static la_ssize_t split_tar_write(struct archive *a, void *ctx, const void *data, size_t len)
+{
+    (void)a;
+    return atomic_file_write(ctx, data, len) < 0 ? -1 : (la_ssize_t)len;
+}
+
+/* Starts part's tar (ustar: short names, no extended headers) in its atomic file. */
+static int split_tar_open(split_part *part, const char *path)
+{
+    TRY(atomic_file_open(&part->out, path));
+    part->tar = archive_write_new();
+    if (!part->tar)
+        return err_set("%s: cannot create a tar writer (out of memory)", path);
+    if (archive_write_set_format_ustar(part->tar) != ARCHIVE_OK ||
+        archive_write_open(part->tar, &part->out, NULL, split_tar_write, NULL) != ARCHIVE_OK)
+        return err_set("%s: %s", path, archive_error_string(part->tar));
+    return 0;
+}
+
+/* One record as the next member; the header holds nothing but the name, the
+ * size and fixed metadata, so a part's bytes depend only on its records. */
+static int split_write_member(split_part *part, const void *data, size_t len)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%08llu.txt", part->records);
+    struct archive_entry *e = archive_entry_new();
+    if (!e)
+        return err_set("%s: out of memory", part->out.path);
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, (la_int64_t)len);
+    int ok = archive_write_header(part->tar, e) == ARCHIVE_OK &&
+             archive_write_data(part->tar, data, len) == (la_ssize_t)len;
+    archive_entry_free(e);
+    if (!ok)
+        return err_set("%s: %s", part->out.path, archive_error_string(part->tar));
+    return 0;
+}
+
+/* Finishes the tar and commits the file; or, when abandoning, removes it
+ * without writing anything more (the error that stopped the split stays). */
+static int split_tar_close(split_part *part, int commit)
+{
+    int rc = 0;
+    if (!commit && part->tar)
+        archive_write_fail(part->tar);
+    else if (commit && archive_write_close(part->tar) != ARCHIVE_OK)
+        rc = err_set("%s: %s", part->out.path, archive_error_string(part->tar));
+    archive_write_free(part->tar);
+    part->tar = NULL;
+    if (commit && rc == 0)
+        return atomic_file_commit(&part->out);
+    atomic_file_abort(&part->out);
+    return rc;
 }
 
 static int split_record(void *ctx, const corpus_record *rec)
@@ -116,16 +169,11 @@ static int split_record(void *ctx, const corpus_record *rec)
         job->skipped_blank++;
         return 0;
     }
-    if (split_has_separator_line(rec->data, rec->len))
-        return err_set("%s%s%s: record %llu holds a line that is only '%%'; it cannot be split "
-                       "into fortune-style parts", rec->source, *rec->member ? ":" : "",
-                       rec->member, (unsigned long long)rec->index);
     unsigned long long bucket = (rec->hash >> 11) % SPLIT_RESOLUTION;
     split_part *part = job->parts;
     while (bucket >= part->upper)
         part++;
-    TRY(atomic_file_write(&part->out, rec->data, rec->len));
-    TRY(atomic_file_write(&part->out, "\n%\n", 3));
+    TRY(split_write_member(part, rec->data, rec->len));
     part->records++;
     part->bytes += rec->len;
     return 0;
@@ -137,11 +185,12 @@ int distill_split_main(int argc, char **argv)
         {"input", required_argument, NULL, 'i'}, {"records", required_argument, NULL, 'r'},
         {"out", required_argument, NULL, 'o'},   {"parts", required_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
+        {"allow-binary", no_argument, NULL, 'b'},
         {NULL, 0, NULL, 0},
     };
     const char *prog = "distill split";
     const char *inputs[256];
-    int n_inputs = 0, quiet = 0;
+    int n_inputs = 0, quiet = 0, allow_binary = 0;
     const char *out_dir = NULL, *parts = NULL;
     record_spec spec;
     corpus_parse_mode("fortune", &spec);
@@ -156,6 +205,7 @@ int distill_split_main(int argc, char **argv)
                 cli_die(prog, EXIT_USAGE, "too many --input paths");
             inputs[n_inputs++] = optarg;
             break;
+        case 'b': allow_binary = 1; break;
         case 'r':
             if (corpus_parse_mode(optarg, &spec) < 0)
                 cli_die(prog, EXIT_USAGE, err_message());
@@ -173,6 +223,7 @@ int distill_split_main(int argc, char **argv)
         fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
         return EXIT_USAGE;
     }
+    spec.allow_binary = allow_binary;
     if (!n_inputs || !out_dir || !parts)
         cli_die(prog, EXIT_USAGE, "--input, --out and --parts are required (see --help)");
     if (split_parse_parts(parts, &job) < 0)
@@ -181,9 +232,11 @@ int distill_split_main(int argc, char **argv)
     int opened = 0, rc = 1;
     for (; opened < job.n_parts; opened++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s.txt", out_dir, job.parts[opened].name);
-        if (atomic_file_open(&job.parts[opened].out, path) < 0)
+        snprintf(path, sizeof path, "%s/%s.tar", out_dir, job.parts[opened].name);
+        if (split_tar_open(&job.parts[opened], path) < 0) {
+            split_tar_close(&job.parts[opened], 0);
             goto fail;
+        }
     }
     for (int i = 0; i < n_inputs; i++)
         if (corpus_read(inputs[i], &spec, split_record, &job) < 0)
@@ -196,9 +249,9 @@ int distill_split_main(int argc, char **argv)
         goto fail;
     }
     for (int i = 0; i < job.n_parts; i++) {
-        if (atomic_file_commit(&job.parts[i].out) < 0) {
+        if (split_tar_close(&job.parts[i], 1) < 0) {
             for (int j = i + 1; j < job.n_parts; j++)
-                atomic_file_abort(&job.parts[j].out);
+                split_tar_close(&job.parts[j], 0);
             fprintf(stderr, "%s: %s\n", prog, err_message());
             return 1;
         }
@@ -212,6 +265,6 @@ int distill_split_main(int argc, char **argv)
 fail:
     fprintf(stderr, "%s: %s\n", prog, err_message());
     for (int i = 0; i < opened; i++)
-        atomic_file_abort(&job.parts[i].out);
+        split_tar_close(&job.parts[i], 0);
     return rc;
 }

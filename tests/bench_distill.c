@@ -252,7 +252,7 @@ static void verify_sample(const char *db_path, model *m, int V, int T)
     labels_db *db = labels_db_open_read(db_path);
     int64_t *ids = NULL;
     size_t n = 0;
-    if (!db || labels_db_select_ids(db, NULL, &ids, &n) < 0)
+    if (!db || labels_db_select_ids(db, NULL, 0, &ids, &n) < 0)
         die(db_path);
     softlabel_codec *codec = softlabel_codec_create();
     int32_t *tokens = malloc((size_t)T * sizeof *tokens), *pos = malloc((size_t)T * sizeof *pos);

@@ -137,6 +137,13 @@ static int setup(void **state)
     for (size_t i = 0; i < sizeof noise; i++)
         noise[i] = (unsigned char)rng_next(&rng);
     write_text("random.db", noise, sizeof noise);
+    /* Random bytes named like a compressed tar. */
+    unsigned char *big_noise = malloc(100 * 1024);
+    assert_non_null(big_noise);
+    for (size_t i = 0; i < 100 * 1024; i++)
+        big_noise[i] = (unsigned char)rng_next(&rng);
+    write_text("noise.tar.gz", big_noise, 100 * 1024);
+    free(big_noise);
 
     write_text("empty.txt", "", 0);
     const char blank[] = "  \n%\n\t\n%\n\n%\n%\n   \n";
@@ -215,7 +222,15 @@ static const bad_case cases[] = {
     {"distill_merge_missing_shard", {"distill", "merge", "--db", "merged.db", "missing.db", "--quiet"},
      EXPECT_FAIL, "missing.db", NULL, {"labels.db"}, "missing.db"},
     {"split_missing_input", {"distill", "split", "--input", "missing.txt", "--out", "adir", "--parts", "a:50,b:50", "--quiet"},
-     EXPECT_FAIL, "missing.txt", NULL, {"labels.db"}, "adir/a.txt"},
+     EXPECT_FAIL, "missing.txt", NULL, {"labels.db"}, "adir/a.tar"},
+
+    /* a name that promises a format the content does not have */
+    {"distill_noise_named_tar_gz", {"distill", "--teacher", "t.ckpt", "--db", "labels.db", "--input", "noise.tar.gz", DISTILL_OPTS},
+     EXPECT_FAIL, "noise.tar.gz: not a gzip file (its name says it is)", NULL, {"labels.db"}, NULL},
+    {"train_noise_named_tar_gz", {TRAIN_GT, "--eval-input", "noise.tar.gz", "--out", "out.ckpt", "--vocab", "300", TRAIN_SHAPE},
+     EXPECT_FAIL, "noise.tar.gz: not a gzip file (its name says it is)", NULL, OUTS, NULL},
+    {"train_eval_noise_named_tar_gz", {"train", "--eval", "--model", "t.ckpt", "--input", "noise.tar.gz", "--allow-binary"},
+     EXPECT_FAIL, "noise.tar.gz: not a gzip file (its name says it is)", NULL, OUTS, NULL},
 
     /* a directory where a file is expected */
     {"distill_teacher_dir", {"distill", "--teacher", "adir", "--db", "labels.db", "--input", "gt.txt", DISTILL_OPTS},
@@ -343,6 +358,10 @@ static const bad_case cases[] = {
      EXPECT_FAIL, "labels.db", "--labels-where", OUTS_DB, NULL},
     {"where_drop_table", {TRAIN_GT, "--labels", "labels.db", "--labels-where", "1; DROP TABLE sequences", "--out", "out.ckpt", TRAIN_SHAPE},
      EXPECT_FAIL, "labels.db", "--labels-where", OUTS_DB, NULL},
+    {"where_never_ends", {TRAIN_GT, "--labels", "labels.db", "--labels-where-seconds", "0.5", "--labels-where",
+                          "seq_id IN (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c WHERE x = 0)",
+                          "--out", "out.ckpt", TRAIN_SHAPE},
+     EXPECT_FAIL, "--labels-where: labels.db: the condition", "did not finish within 0.5 s", OUTS_DB, NULL},
     {"where_pragma_writable", {TRAIN_GT, "--labels", "labels.db", "--labels-where", "(SELECT 1 FROM pragma_user_version(5))", "--out", "out.ckpt", TRAIN_SHAPE},
      EXPECT_FAIL, "labels.db", "--labels-where", OUTS_DB, NULL},
 
@@ -486,7 +505,7 @@ static unsigned char *decode_record(const char *db_name, const char *source, siz
 static double eval_bytes(const char *input)
 {
     const char *argv[] = {"train", "--eval", "--model", "t.ckpt", "--input", input, "--records",
-                          "file", "--threads", "1", "--json", NULL};
+                          "file", "--allow-binary", "--threads", "1", "--json", NULL};
     run(argv);
     if (r.status != 0)
         fail_msg("train --eval %s: exit %d: %s", input, r.status, r.err);
@@ -508,7 +527,7 @@ static void accepted_roundtrip(const char *name, const unsigned char *data, size
     char db[64];
     snprintf(db, sizeof db, "%s.db", name);
     const char *argv[] = {"distill", "--teacher", "t.ckpt", "--db", db, "--input", name,
-                          "--records", "file", "--topk", "4", "--threads", "1", "--quiet", NULL};
+                          "--records", "file", "--allow-binary", "--topk", "4", "--threads", "1", "--quiet", NULL};
     run(argv);
     if (r.status != 0)
         fail_msg("distill %s: exit %d: %s", name, r.status, r.err);
@@ -521,20 +540,40 @@ static void accepted_roundtrip(const char *name, const unsigned char *data, size
     assert_memory_equal(got, data, len);
     free(got);
 
-    const char *train[] = {"train", "--gt", name, "--records", "file", "--tokenizer", "t.ckpt",
+    const char *train[] = {"train", "--gt", name, "--allow-binary", "--tokenizer", "t.ckpt",
                            "--out", "acc.ckpt", TRAIN_SHAPE, NULL};
     run(train);
     if (r.status != 0)
         fail_msg("train --gt %s: exit %d: %s", name, r.status, r.err);
 }
 
+/* NUL bytes make a file binary: refused by name unless --allow-binary, then
+ * read byte-exact like invalid UTF-8 always is. */
 static void test_invalid_utf8_and_nul_accepted(void **state)
 {
     (void)state;
     static const unsigned char text[] =
         "caf\xc3\xa9 \xff\xfe bad \x00 nul \xc3 cut \xed\xa0\x80 surrogate \xf8\x88\x80\x80 "
         "\x00\x00 end";
+    write_text("weird.bin", text, sizeof text - 1);
+    const char *refused[][24] = {
+        {"distill", "--teacher", "t.ckpt", "--db", "weird.db", "--input", "weird.bin", "--quiet", NULL},
+        {"train", "--gt", "weird.bin", "--tokenizer", "t.ckpt", "--out", "w.ckpt", TRAIN_SHAPE, NULL},
+        {"train", "--eval", "--model", "t.ckpt", "--input", "weird.bin", NULL},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        run(refused[i]);
+        if (r.status != 1 || !strstr(r.err, "weird.bin: not text") || !strstr(r.err, "--allow-binary"))
+            fail_msg("%s on a file with NUL bytes: exit %d: %s", refused[i][0], r.status, r.err);
+    }
     accepted_roundtrip("weird.bin", text, sizeof text - 1, 1);
+    /* Mostly text with invalid UTF-8 needs no option. */
+    static const unsigned char latin1[] = "Le caf\xe9 est tr\xe8s bon \xff\xfe, \xc3 cut, \xed\xa0\x80 end\n";
+    write_text("latin1.txt", latin1, sizeof latin1 - 1);
+    const char *eval[] = {"train", "--eval", "--model", "t.ckpt", "--input", "latin1.txt", NULL};
+    run(eval);
+    if (r.status != 0)
+        fail_msg("train --eval latin1.txt: exit %d: %s", r.status, r.err);
 }
 
 static void test_record_far_longer_than_T(void **state)
@@ -553,14 +592,35 @@ static void test_record_far_longer_than_T(void **state)
     free(text);
 }
 
+/* With stderr not a terminal, distill prints whole progress lines (here at
+ * every batch: W2S_PROGRESS_SECONDS is tiny) with the percent of the input
+ * bytes and the ETA; no terminal codes. */
+static void test_distill_progress_in_logs(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("W2S_PROGRESS_SECONDS", "0.000001", 1), 0);
+    const char *argv[] = {"distill", "--teacher", "t.ckpt", "--db", "progress.db", "--input", "gt.txt",
+                          "--records", "fortune", "--topk", "4", "--batch", "2", "--threads", "1", NULL};
+    run(argv);
+    unsetenv("W2S_PROGRESS_SECONDS");
+    if (r.status != 0)
+        fail_msg("distill: exit %d: %s", r.status, r.err);
+    assert_non_null(strstr(r.err, " bytes, "));
+    assert_non_null(strstr(r.err, "% ("));
+    assert_non_null(strstr(r.err, "ETA "));
+    assert_null(strchr(r.err, '\r'));
+    assert_null(strchr(r.err, '\033'));
+}
+
 int main(void)
 {
     enum { N = sizeof cases / sizeof *cases };
-    struct CMUnitTest tests[N + 3];
+    struct CMUnitTest tests[N + 4];
     for (size_t i = 0; i < N; i++)
         tests[i] = (struct CMUnitTest){cases[i].name, run_case, NULL, NULL, (void *)&cases[i]};
     tests[N] = (struct CMUnitTest)cmocka_unit_test(test_help);
     tests[N + 1] = (struct CMUnitTest)cmocka_unit_test(test_invalid_utf8_and_nul_accepted);
     tests[N + 2] = (struct CMUnitTest)cmocka_unit_test(test_record_far_longer_than_T);
-    return _cmocka_run_group_tests("bad_input", tests, N + 3, setup, teardown);
+    tests[N + 3] = (struct CMUnitTest)cmocka_unit_test(test_distill_progress_in_logs);
+    return _cmocka_run_group_tests("bad_input", tests, N + 4, setup, teardown);
 }

@@ -687,6 +687,259 @@ static void test_long_line(void **state)
     free(text);
 }
 
+/* ---- members that are compressed or archives themselves ---- */
+
+/* The bytes of an archive written by write_archive (freed by the caller). */
+static unsigned char *archive_bytes(const char *format, const char *filter, const member *m, size_t n,
+                                    size_t *len)
+{
+    char path[160], why[256];
+    snprintf(path, sizeof path, "%s/bytes_%s_%s", tmp_root, format, filter);
+    if (write_archive(path, format, filter, m, n, why, sizeof why) != 0)
+        fail_msg("writing %s+%s: %s", format, filter, why);
+    unsigned char *d = slurp(path, len);
+    remove(path);
+    return d;
+}
+
+/* The text compressed by filter (one raw member). */
+static unsigned char *compressed(const char *filter, const char *text, size_t *len)
+{
+    const member m[] = {{"data", 'f', text, 0}};
+    return archive_bytes("raw", filter, m, 1, len);
+}
+
+static void expect_error(int rc, const char *expected)
+{
+    if (rc != -1 || !strstr(err_message(), expected))
+        fail_msg("got %d \"%s\", want an error holding \"%s\"", rc, rc ? err_message() : "", expected);
+}
+
+/* A tar of .gz files (man pages, /usr/share/doc) gives the records of the
+ * files decompressed, named by their member paths, exactly as a directory of
+ * the same files does. */
+static void test_tar_of_gz_like_directory(void **state)
+{
+    (void)state;
+    size_t la, lb;
+    unsigned char *a = compressed("gzip", "ls - list\ndirectory contents\n", &la);
+    unsigned char *b = compressed("gzip", "cp - copy files\n", &lb);
+    assert_memory_equal(a, "\x1f\x8b\x08", 3);
+    const member m[] = {{"man1", 'd', NULL, 0}, {"man1/cp.1.gz", 'f', (char *)b, lb},
+                        {"man1/ls.1.gz", 'f', (char *)a, la}};
+    char tar[160], dir[160], file[200];
+    path_in_tmp(tar, sizeof tar, "man.tar");
+    char why[256];
+    assert_int_equal(write_archive(tar, "pax", "none", m, 3, why, sizeof why), 0);
+    const want w[] = {{"man1/cp.1.gz", 0, "cp - copy files"}, {"man1/ls.1.gz", 0, "ls - list"},
+                      {"man1/ls.1.gz", 1, "directory contents"}};
+    collector c = {0};
+    assert_int_equal(read_path(tar, "line", &c), 0);
+    assert_int_equal(compare_records(&c, tar, w, 3), 0);
+    collector_free(&c);
+
+    path_in_tmp(dir, sizeof dir, "man");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(file, sizeof file, "%s/cp.1.gz", dir);
+    write_file(file, b, lb);
+    snprintf(file, sizeof file, "%s/ls.1.gz", dir);
+    write_file(file, a, la);
+    const want wd[] = {{"", 0, "cp - copy files"}, {"", 0, "ls - list"}, {"", 1, "directory contents"}};
+    assert_int_equal(read_path(dir, "line", &c), 0);
+    assert_int_equal(compare_records(&c, NULL, wd, 3), 0);
+    collector_free(&c);
+    free(a);
+    free(b);
+}
+
+/* Every nesting: each compression inside a tar.gz and a zip, archives inside
+ * archives (a tar in a zip, a zip in a tar.xz, a 7z in a tar, a tar.zst in a
+ * cpio), three levels deep, and a member compressed but not named so. */
+static void test_nested_members(void **state)
+{
+    (void)state;
+    static const char *const inner_filters[] = {"gzip", "bzip2", "xz", "lzma", "lzip", "zstd", "lz4", "compress"};
+    static const char *const ext[] = {".gz", ".bz2", ".xz", ".lzma", ".lz", ".zst", ".lz4", ".Z"};
+    enum { NF = sizeof inner_filters / sizeof inner_filters[0] };
+    static const char *const outers[][2] = {{"pax", "gzip"}, {"zip", "none"}, {"7zip", "none"}, {"newc", "bzip2"}};
+    unsigned char *data[NF];
+    size_t len[NF];
+    char names[NF][32];
+    member m[NF + 1];
+    for (size_t i = 0; i < NF; i++) {
+        data[i] = compressed(inner_filters[i], "first\nsecond", &len[i]);
+        snprintf(names[i], sizeof names[i], "f%zu.txt%s", i, ext[i]);
+        m[i] = (member){names[i], 'f', (char *)data[i], len[i]};
+    }
+    m[NF] = (member){"hidden.txt", 'f', (char *)data[0], len[0]};    /* gzip, name says nothing */
+    for (size_t o = 0; o < sizeof outers / sizeof outers[0]; o++) {
+        size_t n;
+        unsigned char *outer = archive_bytes(outers[o][0], outers[o][1], m, NF + 1, &n);
+        collector c = {0};
+        record_spec spec;
+        assert_int_equal(corpus_parse_mode("line", &spec), 0);
+        if (corpus_read_memory("outer", outer, n, &spec, collect, &c) != 0)
+            fail_msg("%s+%s: %s", outers[o][0], outers[o][1], err_message());
+        assert_int_equal(c.n, 2 * (NF + 1));
+        for (size_t i = 0; i < c.n; i++) {
+            assert_string_equal(c.r[i].member, i / 2 < NF ? names[i / 2] : "hidden.txt");
+            assert_int_equal(c.r[i].index, i % 2);
+            assert_memory_equal(c.r[i].data, i % 2 ? "second" : "first", c.r[i].len);
+        }
+        collector_free(&c);
+        free(outer);
+    }
+    /* Each archive format inside a tar and inside a zip, plain and named as
+     * it is (a .tar inside a .zip, a .7z inside a .tar, ...). */
+    static const char *const inner_formats[][2] = {
+        {"ustar", "in.tar"}, {"zip", "in.zip"}, {"7zip", "in.7z"}, {"newc", "in.cpio"}, {"iso9660", "in.iso"},
+        {"ustar", "in.data"},
+    };
+    const member one[] = {{"a.txt", 'f', "inner text", 0}};
+    for (size_t i = 0; i < sizeof inner_formats / sizeof inner_formats[0]; i++) {
+        for (int z = 0; z < 2; z++) {
+            size_t li, lo;
+            unsigned char *inner = archive_bytes(inner_formats[i][0], "none", one, 1, &li);
+            const member wrap[] = {{inner_formats[i][1], 'f', (char *)inner, li}};
+            unsigned char *outer = archive_bytes(z ? "zip" : "pax", "none", wrap, 1, &lo);
+            collector c = {0};
+            record_spec spec;
+            assert_int_equal(corpus_parse_mode("file", &spec), 0);
+            if (corpus_read_memory("outer", outer, lo, &spec, collect, &c) != 0)
+                fail_msg("%s in %s: %s", inner_formats[i][1], z ? "zip" : "tar", err_message());
+            char name[64];
+            snprintf(name, sizeof name, "%s/a.txt", inner_formats[i][1]);
+            const want w[] = {{name, 0, "inner text"}};
+            assert_int_equal(compare_records(&c, "outer", w, 1), 0);
+            collector_free(&c);
+            free(inner);
+            free(outer);
+        }
+    }
+    /* Three levels: a tar holding a zip holding a tar.gz holding notes.txt. */
+    const member leaf[] = {{"notes.txt", 'f', "deep text", 0}};
+    size_t l1, l2, l3;
+    unsigned char *tgz = archive_bytes("ustar", "gzip", leaf, 1, &l1);
+    const member mid[] = {{"in/x.tar.gz", 'f', (char *)tgz, l1}};
+    unsigned char *zip = archive_bytes("zip", "none", mid, 1, &l2);
+    const member top[] = {{"y.zip", 'f', (char *)zip, l2}, {"plain.txt", 'f', "shallow", 0}};
+    unsigned char *tar = archive_bytes("gnutar", "xz", top, 2, &l3);
+    collector c = {0};
+    record_spec spec;
+    assert_int_equal(corpus_parse_mode("file", &spec), 0);
+    assert_int_equal(corpus_read_memory("top.tar.xz", tar, l3, &spec, collect, &c), 0);
+    const want w[] = {{"y.zip/in/x.tar.gz/notes.txt", 0, "deep text"}, {"plain.txt", 0, "shallow"}};
+    assert_int_equal(compare_records(&c, "top.tar.xz", w, 2), 0);
+    collector_free(&c);
+    free(tgz);
+    free(zip);
+    free(tar);
+    for (size_t i = 0; i < NF; i++)
+        free(data[i]);
+}
+
+/* A damaged compressed member is an error naming the archive and member. */
+static void test_nested_damage(void **state)
+{
+    (void)state;
+    size_t n, t;
+    unsigned char *xz = compressed("xz", "some text that will be cut\n", &n);
+    const member m[] = {{"doc/a.txt.xz", 'f', (char *)xz, n / 2}};
+    unsigned char *tar = archive_bytes("pax", "none", m, 1, &t);
+    collector c = {0};
+    record_spec spec;
+    assert_int_equal(corpus_parse_mode("line", &spec), 0);
+    expect_error(corpus_read_memory("d.tar", tar, t, &spec, collect, &c), "d.tar: doc/a.txt.xz: ");
+    collector_free(&c);
+    free(tar);
+    free(xz);
+}
+
+/* ---- names that promise another format, content that is not text ---- */
+
+static void test_name_promises(void **state)
+{
+    (void)state;
+    enum { N = 100 * 1024 };
+    unsigned char *noise = malloc(N);
+    assert_non_null(noise);
+    uint64_t x = 88172645463325252ULL;
+    for (size_t i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        noise[i] = (unsigned char)(x >> 24);
+    }
+    record_spec spec;
+    assert_int_equal(corpus_parse_mode("file", &spec), 0);
+    collector c = {0};
+    static const struct { const char *name, *want; } cases[] = {
+        {"x.tar.gz", "x.tar.gz: not a gzip file (its name says it is)"},
+        {"x.tgz", "x.tgz: not a gzip-compressed tar archive (its name says it is)"},
+        {"x.zst", "x.zst: not a zstd file"}, {"x.xz", "x.xz: not a xz file"},
+        {"x.bz2", "x.bz2: not a bzip2 file"}, {"x.zip", "x.zip: not a zip archive"},
+        {"x.7z", "x.7z: not a 7z archive"}, {"x.tar", "x.tar: not a tar archive"},
+        {"x.lz4", "x.lz4: not a lz4 file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_error(corpus_read_memory(cases[i].name, noise, N, &spec, collect, &c), cases[i].want);
+    /* gzip that holds text, not a tar, named .tar.gz; and on disk. */
+    size_t n;
+    unsigned char *gz = compressed("gzip", "just text", &n);
+    expect_error(corpus_read_memory("t.tar.gz", gz, n, &spec, collect, &c),
+                 "t.tar.gz: not a tar archive (its name says it is)");
+    char path[160];
+    path_in_tmp(path, sizeof path, "noise.tar.gz");
+    write_file(path, noise, N);
+    expect_error(read_path(path, "file", &c), "noise.tar.gz: not a gzip file (its name says it is)");
+    /* A member named .gz that is plain text, inside a tar. */
+    const member m[] = {{"doc/readme.gz", 'f', "plain", 0}};
+    size_t t;
+    unsigned char *tar = archive_bytes("pax", "none", m, 1, &t);
+    expect_error(corpus_read_memory("d.tar", tar, t, &spec, collect, &c),
+                 "d.tar: doc/readme.gz: not a gzip file (its name says it is)");
+    /* What the name says, holds: no error. */
+    assert_int_equal(corpus_read_memory("ok.txt.gz", gz, n, &spec, collect, &c), 0);
+    assert_int_equal(c.n, 1);
+    collector_free(&c);
+    free(tar);
+    free(gz);
+    free(noise);
+}
+
+static void test_binary_content(void **state)
+{
+    (void)state;
+    record_spec spec;
+    assert_int_equal(corpus_parse_mode("file", &spec), 0);
+    collector c = {0};
+    /* A NUL byte in a member of an archive. */
+    const member m[] = {{"a.txt", 'f', "fine", 0}, {"bin/prog", 'f', "ELF\0\1\2", 6}};
+    size_t t;
+    unsigned char *tar = archive_bytes("pax", "none", m, 2, &t);
+    expect_error(corpus_read_memory("b.tar", tar, t, &spec, collect, &c), "b.tar: bin/prog: not text");
+    collector_free(&c);
+    spec.allow_binary = 1;
+    assert_int_equal(corpus_read_memory("b.tar", tar, t, &spec, collect, &c), 0);
+    assert_int_equal(c.n, 2);
+    collector_free(&c);
+    spec.allow_binary = 0;
+    /* Many control bytes, no NUL: binary; Latin-1 text and a few stray bytes: text. */
+    char ctl[400];
+    for (size_t i = 0; i < sizeof ctl; i++)
+        ctl[i] = (char)(i % 3 ? 'a' : 1 + i % 7);
+    expect_error(corpus_read_memory("ctl", ctl, sizeof ctl, &spec, collect, &c), "ctl: not text");
+    const char latin1[] = "Le caf\xe9 est tr\xe8s bon, \xe0 Paris. \xc3\xa9t\xc3\xa9 \xff\xfe ok\n";
+    assert_int_equal(corpus_read_memory("l", latin1, sizeof latin1 - 1, &spec, collect, &c), 0);
+    assert_int_equal(c.n, 1);
+    /* A fortune of the default corpus: half of it bells. Overstrike too. */
+    const char bells[] = "Look out!  Behind you!\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a\a";
+    const char overstrike[] = "_\bu_\bn_\bd_\be_\br_\bl_\bi_\bn_\be_\bd";
+    assert_int_equal(corpus_read_memory("b", bells, sizeof bells - 1, &spec, collect, &c), 0);
+    assert_int_equal(corpus_read_memory("o", overstrike, sizeof overstrike - 1, &spec, collect, &c), 0);
+    assert_int_equal(c.n, 3);
+    collector_free(&c);
+    free(tar);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -722,6 +975,11 @@ int main(void)
         cmocka_unit_test(test_damaged_archives),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_tar_of_gz_like_directory),
+        cmocka_unit_test(test_nested_members),
+        cmocka_unit_test(test_nested_damage),
+        cmocka_unit_test(test_name_promises),
+        cmocka_unit_test(test_binary_content),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -250,19 +250,19 @@ static void test_select_conditions(void **state)
     labels_db *db = labels_db_open_read(p);
     int64_t *ids;
     size_t n;
-    assert_int_equal(labels_db_select_ids(db, NULL, &ids, &n), 0);
+    assert_int_equal(labels_db_select_ids(db, NULL, 0, &ids, &n), 0);
     assert_int_equal(n, 10);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(ids[i], (int64_t)i + 1);
     free(ids);
-    assert_int_equal(labels_db_select_ids(db, "mean_entropy < 2.5 AND source = 'b'", &ids, &n), 0);
+    assert_int_equal(labels_db_select_ids(db, "mean_entropy < 2.5 AND source = 'b'", 0, &ids, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(labels_db_select_ids(db, "mean_entropy >= 1.0 -- trailing comment", &ids, &n), 0);
+    assert_int_equal(labels_db_select_ids(db, "mean_entropy >= 1.0 -- trailing comment", 0, &ids, &n), 0);
     assert_int_equal(n, 8);
     assert_int_equal(ids[0], 3);
     free(ids);
     assert_int_equal(labels_db_select_ids(db, "seq_id IN (SELECT seq_id FROM uncertain_sequences LIMIT 2)",
-                                          &ids, &n), 0);
+                                          0, &ids, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(ids[0], 9);
     free(ids);
@@ -278,7 +278,7 @@ static void test_select_conditions(void **state)
         "seq_id IN (WITH t(x) AS (SELECT 1) SELECT x FROM t)) UNION SELECT name FROM sqlite_master --",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int rc = labels_db_select_ids(db, bad[i], &ids, &n);
+        int rc = labels_db_select_ids(db, bad[i], 0, &ids, &n);
         if (i == 3) {      /* balanced parentheses: still a read-only condition */
             assert_int_equal(rc, 0);
             free(ids);
@@ -293,8 +293,8 @@ static void test_select_conditions(void **state)
 
     /* Also on a write handle: nothing was deleted, nothing was attached. */
     w = labels_db_open_write(p, &m);
-    assert_int_equal(labels_db_select_ids(w, "1); DELETE FROM sequences; --", &ids, &n), -1);
-    assert_int_equal(labels_db_select_ids(w, "(SELECT count(*) FROM pragma_table_info('meta')) > 0", &ids, &n), -1);
+    assert_int_equal(labels_db_select_ids(w, "1); DELETE FROM sequences; --", 0, &ids, &n), -1);
+    assert_int_equal(labels_db_select_ids(w, "(SELECT count(*) FROM pragma_table_info('meta')) > 0", 0, &ids, &n), -1);
     int64_t seqs, toks;
     assert_int_equal(labels_db_count(w, &seqs, &toks), 0);
     assert_int_equal(seqs, 10);

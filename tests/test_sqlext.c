@@ -473,9 +473,86 @@ static void test_sampled_rows(void **state)
     assert_true(fabs(strtod(out, NULL) - h / n_pos) < 1e-6);
 }
 
+/* train --labels-where runs on labels_db's own connection: the extension's
+ * functions work there, and a condition that never ends is stopped. */
+static void test_labels_where_functions_and_budget(void **state)
+{
+    (void)state;
+    labels_db *db = labels_db_open_read(fx.db);
+    assert_non_null(db);
+    int64_t *ids;
+    size_t n;
+    if (labels_db_select_ids(db, "topk_entropy(topk) > 0 AND topk_kind(topk) = 'topk:8' AND "
+                             "detokenize(tokens) LIKE '%student%'", 0, &ids, &n) != 0)
+        fail_msg("%s", err_message());
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 1);
+    free(ids);
+    const char *forever = "seq_id IN (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                          "SELECT x FROM c WHERE x = 0)";
+    assert_int_equal(labels_db_select_ids(db, forever, 0.5, &ids, &n), -1);
+    assert_non_null(strstr(err_message(), "did not finish within 0.5 s"));
+    assert_null(ids);
+    /* The connection is usable again afterwards. */
+    assert_int_equal(labels_db_select_ids(db, NULL, 0, &ids, &n), 0);
+    assert_int_equal(n, N_SEQ);
+    free(ids);
+    labels_db_close(db);
+}
+
+/* Every statement of the README's ```sql block runs in the sqlite3 shell on
+ * a small labels.db; the "most uncertain sequences" query lists them by
+ * entropy (the rows' natural order differs from it here). */
+static void test_readme_sql_examples(void **state)
+{
+    (void)state;
+    skip_unless_loadable();
+    FILE *f = fopen("README.md", "r");
+    if (!f)
+        skip();                 /* not run from the repository root */
+    char db[400], cmd[1000], out[8192];
+    snprintf(db, sizeof db, "%s/readme.db", fx.dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", fx.db, db);
+    assert_int_equal(system(cmd), 0);
+    shell_on(db, "UPDATE sequences SET mean_entropy = CASE seq_id WHEN 1 THEN 0.5 WHEN 2 THEN 2.5 ELSE 1.5 END;",
+             out, sizeof out);
+    char line[1024], stmt[4096] = "";
+    int in_sql = 0, statements = 0, uncertain_checked = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!in_sql) {
+            in_sql = strncmp(line, "```sql", 6) == 0;
+            continue;
+        }
+        if (strncmp(line, "```", 3) == 0) {
+            in_sql = 0;
+            continue;
+        }
+        if (strncmp(line, "sqlite3 ", 8) == 0 || line[0] == '.' || strncmp(line, "--", 2) == 0)
+            continue;
+        assert_true(strlen(stmt) + strlen(line) < sizeof stmt);
+        strcat(stmt, line);
+        if (!strchr(line, ';'))
+            continue;
+        if (shell_on(db, stmt, out, sizeof out) != 0)
+            fail_msg("README example failed:\n%s\n%s", stmt, out);
+        if (strstr(stmt, "AS entropy") && strstr(stmt, "detokenize(")) {
+            if (strncmp(out, "2|2.5|", 6) != 0 || !strstr(out, "\n3|1.5|"))
+                fail_msg("most uncertain sequences out of order:\n%s", out);
+            uncertain_checked = 1;
+        }
+        statements++;
+        stmt[0] = '\0';
+    }
+    fclose(f);
+    assert_true(statements >= 6);
+    assert_true(uncertain_checked);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_labels_where_functions_and_budget),
+        cmocka_unit_test(test_readme_sql_examples),
         cmocka_unit_test(test_topk_rows),
         cmocka_unit_test(test_scalar_functions),
         cmocka_unit_test(test_sampled_rows),

@@ -513,10 +513,33 @@ static void test_help_and_version(void **state)
     free(out);
 }
 
+/* With stderr in a file (a log, nohup, CI) training and --eval print whole
+ * progress lines (here at every update: W2S_PROGRESS_SECONDS is tiny) with the
+ * percent, the ETA and, once measured, the held-out loss; no terminal codes. */
+static void test_progress_lines_in_logs(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("W2S_PROGRESS_SECONDS", "0.000001", 1), 0);
+    int rc = run_train("--gt gt.txt --records line %s --tokenizer teacher.ckpt --steps 12 --batch 2 "
+                       "--eval-input heldout.txt --eval-every 5 --out progress.ckpt", TINY);
+    assert_int_equal(rc, 0);
+    char *err = read_text("stderr.txt");
+    assert_non_null(err);
+    if (!strstr(err, "train: 1/12 steps, 8%") || !strstr(err, "train: 12/12 steps, 100%") ||
+        !strstr(err, "ETA ") || !strstr(err, "held-out ") || strchr(err, '\r') || strchr(err, '\033'))
+        fail_msg("train progress in a log:\n%s", err);
+    free(err);
+    rc = run_train("--eval --model progress.ckpt --input heldout.txt --records line");
+    assert_int_equal(rc, 0);
+    unsetenv("W2S_PROGRESS_SECONDS");
+    assert_true(stderr_has("eval: ") && stderr_has(" windows, "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_progress_lines_in_logs),
         cmocka_unit_test(test_alpha1_is_plain_lm),
         cmocka_unit_test(test_alpha0_ignores_gt),
         cmocka_unit_test(test_resume_after_stop),

@@ -6,13 +6,14 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/mpi_comm.h"
+#include "base/progress.h"
 #include "targets.h"
 #include "text/window.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, eval_result *out)
+int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, bool quiet, eval_result *out)
 {
     if (w->n == 0 || w->targets == 0)
         return err_set("evaluation set: no tokens to predict");
@@ -25,6 +26,8 @@ int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, eval_r
     double nats = 0.0;
     size_t next = 0;
     const int rank = mpi_comm_rank(), ranks = mpi_comm_size();
+    progress pg;
+    progress_start(&pg, "eval", w->n, "windows", quiet || rank != 0);
     for (long batch = 0; next < w->n; batch++) {
         packer p;
         packer_reset(&p, rows, T, tokens, pos);
@@ -37,7 +40,9 @@ int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, eval_r
         int used = packer_rows_used(&p);
         float *logits = model_forward(m, tokens, pos, used, T);
         nats += objective_ce(obj, logits, targets, (long)used * T, V, 0.0f);
+        progress_update(&pg, next, NULL);
     }
+    progress_finish(&pg);
     free(buf);
     TRY(mpi_comm_sum_doubles(&nats, 1));
     out->tokens = w->targets;

@@ -9,6 +9,7 @@
 #ifndef W2S_EVAL_H
 #define W2S_EVAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gt_data.h"
@@ -25,9 +26,10 @@ typedef struct eval_result {
 } eval_result;
 
 /* Evaluates m on every window of w (w->T <= the model's seq_len), rows at a
- * time (<= the model's max_rows), the loss split over obj's threads.
+ * time (<= the model's max_rows), the loss split over obj's threads; unless
+ * quiet, rank 0 shows progress in windows (base/progress.h).
  * Clobbers the model's activations.
  * @return 0, or -1 + message (out of memory, no windows). */
-int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, eval_result *out);
+int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, bool quiet, eval_result *out);
 
 #endif

@@ -48,7 +48,7 @@ struct label_reader {
     pthread_cond_t cond;
 };
 
-label_reader *label_reader_open(const char *path, const char *where)
+label_reader *label_reader_open(const char *path, const char *where, double where_seconds)
 {
     label_reader *r = mem_calloc(1, sizeof *r, "label reader");
     if (!r)
@@ -63,8 +63,11 @@ label_reader *label_reader_open(const char *path, const char *where)
         err_set("%s: k = %d is out of range", path, r->meta.k);
         goto fail;
     }
-    if (labels_db_select_ids(r->db, where, &r->ids, &r->n) < 0)
+    if (labels_db_select_ids(r->db, where, where_seconds, &r->ids, &r->n) < 0) {
+        if (where)
+            err_wrap("--labels-where");
         goto fail;
+    }
     if (r->n == 0) {
         err_set("%s: no labeled sequences%s%s", path, where ? " match " : "", where ? where : "");
         goto fail;

@@ -34,9 +34,11 @@ typedef struct label_batch {
 typedef struct label_reader label_reader;
 
 /* Opens path read-only, reads its meta data and the seq_ids matching where
- * (NULL = all). @return a reader, or NULL + message naming path (missing
- * file, other schema version, condition rejected by SQLite, no rows). */
-label_reader *label_reader_open(const char *path, const char *where);
+ * (NULL = all; it may use the extension's SQL functions), giving the
+ * condition at most where_seconds (0 = no limit). @return a reader, or NULL +
+ * message naming path (missing file, other schema version, condition rejected
+ * by SQLite or out of time, no rows). */
+label_reader *label_reader_open(const char *path, const char *where, double where_seconds);
 /* The database's meta data (owned by the reader). */
 const labels_meta *label_reader_meta(const label_reader *r);
 /* Number of selected rows. */

@@ -114,7 +114,7 @@ static int run_eval(const train_options *o)
     eval_job j = {0};
     eval_result e;
     int rc = agree_setup(eval_setup(&j, o));
-    if (rc == 0 && (eval_windows(j.m, j.obj, o->batch, &j.win, &e) < 0 ||
+    if (rc == 0 && (eval_windows(j.m, j.obj, o->batch, &j.win, o->quiet, &e) < 0 ||
                     (mpi_comm_rank() == 0 && print_eval(o, &e) < 0)))
         rc = -1;
     eval_job_free(&j);

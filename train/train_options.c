@@ -25,10 +25,20 @@ static const char usage_text[] =
     "  --gt PATH...           ground-truth text: files, archives, directories or -\n"
     "  --records MODE         how inputs split into records: file (default), line,\n"
     "                         paragraph, fortune, jsonl:FIELD\n"
+    "  --allow-binary         read members that do not look like text; without it a\n"
+    "                         member whose first 64 KiB hold a NUL byte, or more\n"
+    "                         than a quarter control bytes (not tab, newline, CR,\n"
+    "                         FF, VT, ESC, BEL, BS) or invalid UTF-8, is an error\n"
+    "                         (some invalid UTF-8 is fine). A file whose name\n"
+    "                         says .gz, .tar, .zip, .zst, .xz, .bz2, .7z ... but\n"
+    "                         whose content is not that is always an error\n"
     "  --labels DB            labels.db written by distill (opened read-only); the\n"
     "                         student then uses the tokenizer stored in it\n"
     "  --labels-where SQL     only rows matching this SQL condition over the labels\n"
-    "                         table, e.g. 'mean_entropy < 2.5'\n"
+    "                         table, e.g. 'mean_entropy < 2.5'; the extension's\n"
+    "                         functions work too, e.g. 'topk_entropy(topk) < 1.5'\n"
+    "  --labels-where-seconds S  stop a condition still running after S seconds\n"
+    "                         (default 60; 0 = no limit)\n"
     "  --labels-hard          the labeled batch gets the LM loss on the stored token\n"
     "                         ids (the real next tokens) instead of KD: the\n"
     "                         'ceiling' run; same --alpha weighting\n"
@@ -106,20 +116,22 @@ static const char usage_text[] =
     "  --help, --version\n";
 
 enum {
-    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_HARD,
+    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_WHERE_SECONDS, OPT_LABELS_HARD,
     OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_AUX_CONF, OPT_AUX_WARMUP, OPT_PRESET, OPT_LAYERS,
     OPT_HEADS, OPT_CHANNELS, OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS,
     OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
     OPT_EVAL_INPUT, OPT_EVAL_EVERY, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_STOP_AT,
-    OPT_METRICS, OPT_LABELS_ONLY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT, OPT_HELP, OPT_VERSION
+    OPT_METRICS, OPT_LABELS_ONLY, OPT_ALLOW_BINARY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT, OPT_HELP, OPT_VERSION
 };
 
 static const struct option long_options[] = {
     {"gt", required_argument, NULL, OPT_GT},
     {"records", required_argument, NULL, OPT_RECORDS},
+    {"allow-binary", no_argument, NULL, OPT_ALLOW_BINARY},
     {"out", required_argument, NULL, OPT_OUT},
     {"labels", required_argument, NULL, OPT_LABELS},
     {"labels-where", required_argument, NULL, OPT_LABELS_WHERE},
+    {"labels-where-seconds", required_argument, NULL, OPT_LABELS_WHERE_SECONDS},
     {"labels-hard", no_argument, NULL, OPT_LABELS_HARD},
     {"alpha", required_argument, NULL, OPT_ALPHA},
     {"tau", required_argument, NULL, OPT_TAU},
@@ -184,7 +196,7 @@ static void check_eval_mode(const train_options *o, int trained_only)
     if (o->n_eval_input == 0)
         usage_die("--eval needs --input PATH...");
     if (trained_only)
-        usage_die("--eval takes only --model, --input, --records, --batch, --threads, --json, --quiet");
+        usage_die("--eval takes only --model, --input, --records, --allow-binary, --batch, --threads, --json, --quiet");
 }
 
 static void check_train_mode(train_options *o, int alpha_given)
@@ -233,7 +245,8 @@ void train_options_parse(train_options *o, int argc, char **argv)
     o->seed = 1;
     o->eval_every = 100;
     o->checkpoint_every = 100;
-    int alpha_given = 0, train_only = 0, *list_n = NULL;
+    o->labels_where_seconds = 60;
+    int alpha_given = 0, train_only = 0, allow_binary = 0, *list_n = NULL;
     const char ***list = NULL;
     opterr = 0;
     int c;
@@ -241,7 +254,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
         if (c != 1 && c != '?' && c != ':')
             list = NULL;
         if (c != 1 && c != OPT_EVAL && c != OPT_MODEL && c != OPT_INPUT && c != OPT_RECORDS &&
-            c != OPT_BATCH && c != OPT_THREADS && c != OPT_JSON && c != OPT_QUIET &&
+            c != OPT_ALLOW_BINARY && c != OPT_BATCH && c != OPT_THREADS && c != OPT_JSON && c != OPT_QUIET &&
             c != OPT_HELP && c != OPT_VERSION)
             train_only = 1;
         switch (c) {
@@ -264,9 +277,13 @@ void train_options_parse(train_options *o, int argc, char **argv)
             if (corpus_parse_mode(optarg, &o->records) < 0)
                 usage_die(err_message());
             break;
+        case OPT_ALLOW_BINARY: allow_binary = 1; break;
         case OPT_OUT: o->out = optarg; break;
         case OPT_LABELS: o->labels = optarg; break;
         case OPT_LABELS_WHERE: o->labels_where = optarg; break;
+        case OPT_LABELS_WHERE_SECONDS:
+            o->labels_where_seconds = cli_double_arg(prog, "--labels-where-seconds", optarg, 0.0, 1e9);
+            break;
         case OPT_LABELS_HARD: o->labels_hard = 1; break;
         case OPT_ALPHA: o->alpha = cli_double_arg(prog, "--alpha", optarg, 0.0, 1.0); alpha_given = 1; break;
         case OPT_TAU: o->tau = cli_double_arg(prog, "--tau", optarg, 0.01, 100.0); break;
@@ -325,6 +342,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
         }
         }
     }
+    o->records.allow_binary = allow_binary;   /* --records may come after it */
     if (o->eval_mode)
         check_eval_mode(o, train_only);
     else

@@ -19,6 +19,7 @@ typedef struct train_options {
     const char *out;               /* --out MODEL.ckpt */
     const char *model_path;        /* --model (with --eval) */
     const char *labels, *labels_where;
+    double labels_where_seconds;   /* --labels-where-seconds, default 60 */
     int labels_hard;
     double alpha;                  /* default 0.5 with --labels, 1 without */
     double tau;

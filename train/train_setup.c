@@ -327,7 +327,7 @@ int train_setup(train_run *r, const train_options *o)
         goto done;
     if (o->tokenizer && checkpoint_read(o->tokenizer, &tok_ck) < 0)
         goto done;
-    if (o->labels && !(r->labels = label_reader_open(o->labels, o->labels_where)))
+    if (o->labels && !(r->labels = label_reader_open(o->labels, o->labels_where, o->labels_where_seconds)))
         goto done;
     r->rows_gt = o->alpha > 0.0 && !o->labels_only ? o->batch : 0;
     r->rows_kd = o->labels && (o->alpha < 1.0 || o->labels_only) ? o->kd_batch : 0;

@@ -236,7 +236,7 @@ static int maybe_eval(train_run *r, long step, metrics_step *ms)
     if (!r->eval.n || (step % o->eval_every && step != r->total_steps))
         return 0;
     eval_result e;
-    TRY(eval_windows(r->m, r->obj, r->max_rows, &r->eval, &e));
+    TRY(eval_windows(r->m, r->obj, r->max_rows, &r->eval, true, &e));
     ms->has_eval = 1;
     ms->eval_loss = e.loss;
     if (!isfinite(e.loss))
@@ -261,7 +261,7 @@ int train_loop(train_run *r)
     int rc = -1, started = 0;
     step_out s = {0};
     long step = r->start_step;
-    double busy = 0.0, reduce = 0.0, wait = 0.0;
+    double busy = 0.0, reduce = 0.0, wait = 0.0, held_out = NAN;   /* the last held-out loss */
     uint64_t tokens = 0;
     l.tokens = mem_alloc_big(sizeof *l.tokens * cells * 3, "batch");
     if (!l.tokens)
@@ -295,10 +295,14 @@ int train_loop(train_run *r)
             goto done;
         if (mt && metrics_write(mt, &ms) < 0)
             goto done;
-        char extra[160];
+        if (ms.has_eval)
+            held_out = ms.eval_loss;
+        char extra[200];
         int n = snprintf(extra, sizeof extra, "loss %.4f", s.loss);
         if (r->rows_gt && r->rows_kd)
             n += snprintf(extra + n, sizeof extra - (size_t)n, " (lm %.4f kd %.4f)", s.lm, s.kd);
+        if (isfinite(held_out))
+            n += snprintf(extra + n, sizeof extra - (size_t)n, ", held-out %.4f", held_out);
         snprintf(extra + n, sizeof extra - (size_t)n, ", %.0f tok/s", ms.tokens_per_s);
         progress_update(&pg, (uint64_t)step, extra);
     }

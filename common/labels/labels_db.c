@@ -7,7 +7,8 @@
  * (out of scope: distill then relabels those records). A finished database
  * leaves WAL mode (labels_db_seal) so it is one file again. Readers open the file
  * read-only; user conditions for train --labels-where are compiled under an
- * authorizer that allows only reading. */
+ * authorizer that allows only reading, may call the extension's functions
+ * (registered on the connection first) and run under a time budget. */
 #include "labels/labels_db.h"
 
 #include <errno.h>
@@ -25,6 +26,8 @@
 #include "base/filelock.h"
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "base/progress.h"
+#include "labels/ext/softlabel_ext.h"
 
 #define BUSY_TIMEOUT_MS 10000
 
@@ -37,6 +40,7 @@ struct labels_db {
     filelock lock;       /* writers only: one writer per database */
     sqlite3_stmt *begin, *commit, *has, *insert, *read;
     unsigned char *tok16; size_t tok16_cap;    /* uint16 LE staging for inserts */
+    int ext_registered;  /* the extension's SQL functions are on db */
 };
 
 /* Records "<path>: <what>: <sqlite message>". @return -1. */
@@ -615,6 +619,16 @@ static int prepare_selection(labels_db *d, const char *where, sqlite3_stmt **st)
     if (asprintf(&sql, "SELECT seq_id FROM sequences WHERE (\n%s\n) ORDER BY seq_id",
                  where && *where ? where : "1") < 0)
         return err_set("%s: out of memory building the selection", d->path);
+    if (!d->ext_registered) {
+        char *msg = NULL;
+        if (softlabel_ext_register(d->db, &msg) != SQLITE_OK) {
+            err_set("%s: cannot register the SQL functions: %s", d->path, msg ? msg : "?");
+            sqlite3_free(msg);
+            free(sql);
+            return -1;
+        }
+        d->ext_registered = 1;
+    }
     const char *tail = NULL;
     sqlite3_set_authorizer(d->db, read_only_authorizer, NULL);
     int rc = sqlite3_prepare_v2(d->db, sql, -1, st, &tail);
@@ -635,7 +649,14 @@ static int prepare_selection(labels_db *d, const char *where, sqlite3_stmt **st)
     return 0;
 }
 
-int labels_db_select_ids(labels_db *d, const char *where, int64_t **ids, size_t *n)
+/* sqlite3_progress_handler callback: stops the statement once the deadline
+ * (monotonic seconds) has passed. */
+static int past_deadline(void *deadline)
+{
+    return time_now() > *(const double *)deadline;
+}
+
+int labels_db_select_ids(labels_db *d, const char *where, double seconds, int64_t **ids, size_t *n)
 {
     *ids = NULL;
     *n = 0;
@@ -643,6 +664,9 @@ int labels_db_select_ids(labels_db *d, const char *where, int64_t **ids, size_t 
     TRY(prepare_selection(d, where, &st));
     size_t cap = 0;
     int rc;
+    double deadline = time_now() + seconds;
+    if (seconds > 0)
+        sqlite3_progress_handler(d->db, 1000, past_deadline, &deadline);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (mem_reserve((void **)ids, &cap, *n + 1, sizeof **ids, "sequence ids") < 0) {
             rc = SQLITE_NOMEM;
@@ -650,7 +674,11 @@ int labels_db_select_ids(labels_db *d, const char *where, int64_t **ids, size_t 
         }
         (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
     }
-    int fail = rc == SQLITE_NOMEM ? -1 : rc != SQLITE_DONE ? db_fail(d, "selecting sequences") : 0;
+    sqlite3_progress_handler(d->db, 0, NULL, NULL);
+    int fail = rc == SQLITE_NOMEM ? -1
+             : rc == SQLITE_INTERRUPT && seconds > 0
+                 ? err_set("%s: the condition \"%s\" did not finish within %g s", d->path, where, seconds)
+             : rc != SQLITE_DONE ? db_fail(d, "selecting sequences") : 0;
     sqlite3_finalize(st);
     if (fail < 0) {
         free(*ids);

@@ -75,10 +75,12 @@ typedef struct labels_row {
  * identity is an error (the caller checks has_record first). @return 0 / -1. */
 int labels_db_insert(labels_db *db, const labels_row *row);
 
-/* All seq_ids (ascending) of rows matching the optional SQL condition (NULL = all);
- * a condition SQLite rejects, or one that would write, -> -1 + message.
- * *ids is malloc'ed (the caller frees it; NULL when *n = 0). */
-int labels_db_select_ids(labels_db *db, const char *where, int64_t **ids, size_t *n);
+/* All seq_ids (ascending) of rows matching the optional SQL condition (NULL = all).
+ * The condition may call the extension's functions (topk_entropy, detokenize,
+ * ...; labels/ext/softlabel_ext.h). A condition SQLite rejects, one that would
+ * write, or one still running after seconds (> 0; 0 = no limit) -> -1 +
+ * message. *ids is malloc'ed (the caller frees it; NULL when *n = 0). */
+int labels_db_select_ids(labels_db *db, const char *where, double seconds, int64_t **ids, size_t *n);
 
 /* Reads one row's tokens (into tokens, room for max_tokens) and copies its blob
  * into *blob (grown via mem_reserve). A missing row or a tokens blob whose

@@ -13,6 +13,29 @@
  * plus an XXH3-64 hash of its bytes; the same input gives the same records in
  * the same order.
  *
+ * Members inside an archive that are themselves compressed or archives (a tar
+ * of .gz man pages, a zip of .bz2 files, a tar inside a zip, up to 8 levels)
+ * are read whole into memory (at most CORPUS_MAX_RECORD - 1 bytes) and opened
+ * like a file of their own, so they give the same records as the same files
+ * in a directory. Decided by content (libarchive's detection on the first
+ * 64 KiB) and by name: a member named like a compressed file or an archive
+ * is always opened so. A nested member's name is the outer member's path,
+ * "/", then its own path ("docs.zip/a.txt"); a compressed member keeps its
+ * own name ("man1/ls.1.gz").
+ *
+ * Not what its name says: a file or member whose name ends in a compression
+ * (.gz .bz2 .xz .lzma .lz .zst .lz4 .Z) or archive suffix (.tar .tgz .tbz2
+ * .txz .tzst .zip .7z .cpio .iso) that libarchive does not find in it is an
+ * error ("x.tar.gz: not a gzip file (its name says it is)").
+ *
+ * Not text: a member (after decompression) whose first 64 KiB hold a NUL
+ * byte, or in which more than a quarter of the bytes are control characters
+ * (other than bell, backspace, tab, line feed, vertical tab, form feed,
+ * carriage return and escape) or not part of a well-formed UTF-8 sequence,
+ * is an error naming the file and member, unless record_spec.allow_binary.
+ * Some invalid UTF-8 in mostly-text (Latin-1, damaged files) is fine: the
+ * tokenizers are byte-level.
+ *
  * Record modes (all byte-exact apart from the stated separators):
  *   file       the whole member is one record.
  *   line       records are separated by "\n"; one "\r" right before the "\n"
@@ -64,10 +87,15 @@
 #define CORPUS_MAX_RECORD ((size_t)256 << 20)
 
 typedef enum { RECORDS_FILE, RECORDS_LINE, RECORDS_PARAGRAPH, RECORDS_FORTUNE, RECORDS_JSONL } record_mode;
-typedef struct record_spec { record_mode mode; char field[128]; } record_spec;  /* field for jsonl */
+typedef struct record_spec {
+    record_mode mode;
+    char field[128];        /* for jsonl */
+    int allow_binary;       /* 1: read members that do not look like text (see above) */
+} record_spec;
 
 /* Parses "file", "line", "paragraph", "fortune" or "jsonl:FIELD" (FIELD
- * non-empty, at most 127 bytes) into *spec. @return 0, or -1 + message. */
+ * non-empty, at most 127 bytes) into *spec (allow_binary 0).
+ * @return 0, or -1 + message. */
 int corpus_parse_mode(const char *text, record_spec *spec);
 
 typedef struct corpus_record {

@@ -29,6 +29,7 @@ SQLITE_EXTENSION_INIT1
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "labels/ext/softlabel_ext.h"
 #include "labels/softlabel.h"
 #include "text/tokenizer.h"
 
@@ -565,3 +566,10 @@ int sqlite3_softlabel_init(sqlite3 *db, char **err_msg, const sqlite3_api_routin
         *err_msg = sqlite3_mprintf("softlabel: cannot register: %s", sqlite3_errmsg(db));
     return rc;
 }
+
+#ifdef SQLITE_CORE
+int softlabel_ext_register(sqlite3 *db, char **err_msg)
+{
+    return sqlite3_softlabel_init(db, err_msg, NULL);
+}
+#endif
