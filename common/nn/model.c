@@ -12,6 +12,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,6 +276,15 @@ int model_precision_parse(const char *name, model_precision *out)
 const char *model_precision_name(model_precision p)
 {
     return p == MODEL_BF16 ? "bf16" : "fp32";
+}
+
+void model_precision_describe(model_precision p, char *buf, size_t size)
+{
+    if (p == MODEL_BF16)
+        snprintf(buf, size, "bf16 (oneDNN, %s, %s)", matmul_bf16_isa(),
+                 matmul_bf16_native() ? "native" : "emulated");
+    else
+        snprintf(buf, size, "fp32 (OpenBLAS)");
 }
 
 /* Per-thread conversion buffers for the largest products of a thread's

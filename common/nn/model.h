@@ -73,6 +73,9 @@ typedef enum model_precision { MODEL_FP32, MODEL_BF16 } model_precision;
  * (unknown name; "bf16" where oneDNN cannot run it). */
 int model_precision_parse(const char *name, model_precision *out);
 const char *model_precision_name(model_precision p);
+/* For a start-up line: "fp32 (OpenBLAS)" or "bf16 (oneDNN, avx512_core,
+ * emulated)" / "..., native)". */
+void model_precision_describe(model_precision p, char *buf, size_t size);
 /* Switches m's products; allocates the bfloat16 copy and contexts, once.
  * @return 0, or -1 with a message (oneDNN unavailable, out of memory). */
 int model_set_precision(model *m, model_precision p);
