@@ -378,7 +378,7 @@ int train_setup(train_run *r, const train_options *o)
         goto done;
     if (r->resumed && hash != r->state.settings_hash) {
         err_set("%s: written by a run with other settings (data, labels, model, objective, steps, "
-                "batch, lr or seed differ); rerun without --resume to start over", r->resume_path);
+                "batch, lr, seed or precision differ); rerun without --resume to start over", r->resume_path);
         goto done;
     }
     r->state.settings_hash = hash;
