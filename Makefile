@@ -28,7 +28,7 @@ endif
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPT) $(WARN) $(SAN) $(MPI_FLAGS)
 PKGS     := sqlite3 openblas libarchive libzstd libxxhash jansson libpcre2-8
 DEB_PKGS := libsqlite3-dev libopenblas-dev libarchive-dev libzstd-dev libxxhash-dev \
-            libjansson-dev libpcre2-dev libcmocka-dev pkg-config sqlite3
+            libjansson-dev libpcre2-dev libcmocka-dev libdnnl-dev pkg-config sqlite3
 # Optional: only `make test-mpi` / `bench-mpi` need them.
 MPI_DEB_PKGS := libopenmpi-dev openmpi-bin
 MPI_BUILD    := build/mpi
@@ -41,6 +41,9 @@ deb_of_libxxhash := libxxhash-dev
 deb_of_jansson := libjansson-dev
 deb_of_libpcre2-8 := libpcre2-dev
 deb_of_cmocka := libcmocka-dev
+# oneDNN (bfloat16 products, common/nn/matmul_bf16.h) ships no .pc file: it
+# is found by its header and linked with the OpenMP runtime it is built on.
+DNNL_HEADER := /usr/include/oneapi/dnnl/dnnl.h
 
 ifeq ($(filter deps deps-mpi check-layers clean,$(MAKECMDGOALS)),)
   ifeq ($(shell command -v pkg-config),)
@@ -48,9 +51,12 @@ ifeq ($(filter deps deps-mpi check-layers clean,$(MAKECMDGOALS)),)
   endif
   $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,\
     $(error library $(p) not found: apt-get install $(deb_of_$(p)))))
+  ifeq ($(wildcard $(DNNL_HEADER)),)
+    $(error oneDNN not found ($(DNNL_HEADER)): apt-get install libdnnl-dev)
+  endif
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lgomp -lm
 CFLAGS     += $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen
 
 COMMON_SRC  := $(sort $(wildcard common/*/*.c))

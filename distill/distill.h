@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "text/corpus.h"
+#include "nn/model.h"
 
 #define DISTILL_DEFAULT_K 32
 #define DISTILL_DEFAULT_BATCH 16
@@ -29,6 +30,7 @@ typedef struct distill_options {
     uint64_t seed;             /* --seed: the draws of sample:N (default 1) */
     int batch;                 /* rows of seq_len tokens per forward */
     int threads;               /* <= 0: all cores */
+    model_precision precision; /* of the teacher's products (default fp32) */
     int shard_index, shard_count;
     bool quiet;                /* no settings line, progress or summary on stderr */
     bool json;                 /* final summary object on stdout */

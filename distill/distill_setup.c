@@ -68,7 +68,7 @@ static int open_database(distill_job *j, const labels_meta *meta)
 static int create_teacher(distill_job *j, const checkpoint *ck)
 {
     j->teacher = model_create_inference(&j->cfg, j->B, j->opt->threads);
-    if (!j->teacher)
+    if (!j->teacher || model_set_precision(j->teacher, j->opt->precision) < 0)
         return -1;
     memcpy(model_params(j->teacher), ck->params, model_num_params(j->teacher) * sizeof(float));
     return 0;
@@ -87,14 +87,16 @@ static int build_labelers_and_slots(distill_job *j)
 static void print_settings(const distill_job *j, const checkpoint *ck, const labels_meta *meta)
 {
     const distill_options *o = j->opt;
+    char precision[96];
+    model_precision_describe(model_get_precision(j->teacher), precision, sizeof precision);
     fprintf(stderr,
             "distill: teacher %s (V=%d L=%d H=%d C=%d T=%d, hash %016" PRIx64 "), "
-            "tokenizer %016" PRIx64 ", db %s, labels %s:%d, batch=%d, threads=%d, records=%s, "
-            "shard %d/%d, %d input%s\n",
+            "tokenizer %016" PRIx64 ", db %s, labels %s:%d, batch=%d, threads=%d, %s products, "
+            "records=%s, shard %d/%d, %d input%s\n",
             o->teacher, j->V, j->cfg.layers, j->cfg.heads, j->cfg.channels, j->T, ck->hash,
             meta->tokenizer_hash, o->db, o->sampled ? "sample" : "topk", o->k, j->B,
-            model_threads(j->teacher), o->records_text, o->shard_index, o->shard_count,
-            o->n_inputs, o->n_inputs == 1 ? "" : "s");
+            model_threads(j->teacher), precision, o->records_text, o->shard_index,
+            o->shard_count, o->n_inputs, o->n_inputs == 1 ? "" : "s");
 }
 
 int distill_setup(distill_job *j)

@@ -35,6 +35,7 @@ int distill_summary_print(const distill_job *j, double seconds)
     json_out_int(&out, "sequences", (int64_t)w->sequences);
     json_out_int(&out, "tokens", (int64_t)w->tokens);
     json_out_real(&out, "seconds", seconds);
+    json_out_string(&out, "precision", model_precision_name(model_get_precision(j->teacher)));
     json_out_int(&out, "blob_bytes", (int64_t)w->blob_bytes);
     json_out_int(&out, "skipped", (int64_t)j->skipped);
     json_out_int(&out, "other_shard", (int64_t)j->other_shard);

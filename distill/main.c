@@ -55,6 +55,9 @@ static const char usage_text[] =
     "                    and the position (not on --batch, --threads or resume)\n"
     "  --batch B         rows of T tokens per teacher forward (default 16)\n"
     "  --threads N       threads (default: all cores)\n"
+    "  --precision P     the teacher's matrix products in fp32 (default; OpenBLAS),\n"
+    "                    bf16 (bfloat16 with fp32 accumulation, oneDNN) or auto\n"
+    "                    (bf16 where the CPU has native bfloat16, else fp32)\n"
     "  --shard I/N       only records whose content hash mod N == I\n"
     "  --quiet           no settings, progress or summary on stderr\n"
     "  --json            print a summary object on stdout at the end:\n"
@@ -95,7 +98,8 @@ static _Noreturn void bad_option(char **argv)
 }
 
 enum { OPT_HELP = 256, OPT_VERSION, OPT_QUIET, OPT_JSON, OPT_TEACHER, OPT_DB, OPT_INPUT,
-       OPT_RECORDS, OPT_TOPK, OPT_BATCH, OPT_THREADS, OPT_LABELS, OPT_SEED, OPT_ALLOW_BINARY, OPT_SHARD };
+       OPT_RECORDS, OPT_TOPK, OPT_BATCH, OPT_THREADS, OPT_PRECISION, OPT_LABELS, OPT_SEED,
+       OPT_ALLOW_BINARY, OPT_SHARD };
 
 static const struct option long_options[] = {
     {"help", no_argument, NULL, OPT_HELP},
@@ -112,6 +116,7 @@ static const struct option long_options[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"allow-binary", no_argument, NULL, OPT_ALLOW_BINARY},
+    {"precision", required_argument, NULL, OPT_PRECISION},
     {"shard", required_argument, NULL, OPT_SHARD},
     {NULL, 0, NULL, 0},
 };
@@ -160,6 +165,10 @@ static void parse(int argc, char **argv, parsed *p)
         case OPT_BATCH: o->batch = (int)cli_int_arg(prog, "--batch", optarg, 1, 4096); break;
         case OPT_THREADS: o->threads = (int)cli_int_arg(prog, "--threads", optarg, 1, 1024); break;
         case OPT_ALLOW_BINARY: break;   /* applied after the loop: --records resets it */
+        case OPT_PRECISION:
+            if (model_precision_parse(optarg, &o->precision) < 0)
+                usage_error("--precision: %s", err_message());
+            break;
         case OPT_SHARD:
             if (cli_parse_shard("--shard", optarg, &o->shard_index, &o->shard_count) < 0)
                 cli_die(prog, EXIT_USAGE, err_message());
@@ -188,7 +197,8 @@ static int run_merge(int argc, char **argv)
     parsed p = {0};
     parse(argc, argv, &p);
     static const int refused[] = {OPT_TEACHER, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
-                                  OPT_THREADS, OPT_SHARD, OPT_LABELS, OPT_SEED, OPT_ALLOW_BINARY};
+                                  OPT_THREADS, OPT_PRECISION, OPT_SHARD, OPT_LABELS, OPT_SEED,
+                                  OPT_ALLOW_BINARY};
     refuse(&p, "merge", refused, sizeof refused / sizeof *refused);
     if (!p.run.db)
         usage_error("merge needs --db OUT.db");
@@ -205,8 +215,8 @@ static int run_info(int argc, char **argv)
     parsed p = {0};
     parse(argc, argv, &p);
     static const int refused[] = {OPT_TEACHER, OPT_DB, OPT_INPUT, OPT_RECORDS, OPT_TOPK, OPT_BATCH,
-                                  OPT_THREADS, OPT_SHARD, OPT_QUIET, OPT_LABELS, OPT_SEED,
-                                  OPT_ALLOW_BINARY};
+                                  OPT_THREADS, OPT_PRECISION, OPT_SHARD, OPT_QUIET, OPT_LABELS,
+                                  OPT_SEED, OPT_ALLOW_BINARY};
     refuse(&p, "info", refused, sizeof refused / sizeof *refused);
     if (argc - optind != 1)
         usage_error("info needs exactly one labels.db");

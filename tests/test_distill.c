@@ -32,8 +32,10 @@
 
 #include "nn/checkpoint.h"
 #include "text/corpus.h"
+#include "base/err.h"
 #include "base/fileio.h"
 #include "labels/labels_db.h"
+#include "nn/matmul_bf16.h"
 #include "nn/model.h"
 #include "base/rng.h"
 #include "labels/softlabel.h"
@@ -637,6 +639,50 @@ static void test_rerun_does_nothing(void **state)
     free(out);
 }
 
+/* A bf16 teacher labels the same windows with statistics within bfloat16's
+ * reach of the fp32 reference (per-sequence mean NLL within 0.2%), and says
+ * so in its summary. */
+static void test_bf16_teacher(void **state)
+{
+    (void)state;
+    if (!matmul_bf16_available()) {
+        print_message("skipped: %s\n", err_message());
+        skip();
+    }
+    char db[160];
+    snprintf(db, sizeof db, "%s/bf16.db", dir);
+    const char *args[] = {"--teacher", teacher, "--db", db, "--input", input_a, input_b,
+                          "--records", "fortune", "--topk", "8", "--batch", "3", "--threads",
+                          "2", "--precision", "bf16", "--json", NULL};
+    assert_int_equal(run(args), 0);
+    char *out = slurp("stdout"), *err = slurp("stderr");
+    json_t *j = json_loads(out, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "precision")), "bf16");
+    json_decref(j);
+    assert_non_null(strstr(err, "bf16 (oneDNN"));
+    free(out);
+    free(err);
+    sqlite3 *a = open_ro(ref_db);
+    char attach[256];
+    snprintf(attach, sizeof attach, "ATTACH '%s' AS b", db);
+    assert_int_equal(sqlite3_exec(a, attach, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(a,
+        "SELECT count(*), max(abs(x.mean_nll - y.mean_nll) / x.mean_nll), "
+        "(SELECT count(*) FROM main.sequences) FROM main.sequences x JOIN b.sequences y "
+        "USING (source, member, record_index, window) WHERE x.tokens = y.tokens",
+        -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long matched = sqlite3_column_int64(st, 0), rows = sqlite3_column_int64(st, 2);
+    double worst = sqlite3_column_double(st, 1);
+    print_message("bf16 teacher: %lld of %lld windows, mean NLL within %.3g relative\n", matched,
+                  rows, worst);
+    assert_true(rows > 100 && matched == rows);
+    assert_true(worst > 0 && worst < 2e-3); /* measured 1.4e-4 */
+    sqlite3_finalize(st);
+    sqlite3_close(a);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -695,7 +741,8 @@ static void test_command_line(void **state)
     assert_int_equal(run(help), 0);
     char *out = slurp("stdout");
     const char *opts[] = {"--teacher", "--db", "--input", "--records", "--topk", "--batch",
-                          "--threads", "--shard", "--quiet", "--json", "merge", "info"};
+                          "--threads", "--precision", "--shard", "--quiet", "--json", "merge",
+                          "info"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         assert_non_null(strstr(out, opts[i]));
     free(out);
@@ -747,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_kill_during_creation),
         cmocka_unit_test(test_shards_merge),
         cmocka_unit_test(test_rerun_does_nothing),
+        cmocka_unit_test(test_bf16_teacher),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_info),

@@ -282,16 +282,16 @@ static void test_matmul(void **state)
     for (int i = 0; i < N * OC; i++)
         ref[i] += add[i];
     memcpy(out, add, sizeof out);
-    model_matmul_forward(out, out, x, w, b, N, C, OC); /* in place residual */
+    model_matmul_forward(out, out, x, w, b, N, C, OC, NULL, NULL); /* in place residual */
     assert_close(out, ref, N * OC, 1e-5, 1e-5, "matmul out");
-    model_matmul_forward(out, NULL, x, w, NULL, N, C, OC);
+    model_matmul_forward(out, NULL, x, w, NULL, N, C, OC, NULL, NULL);
     ref_matmul(ref, xd, wd, NULL, N, C, OC);
     assert_close(out, ref, N * OC, 1e-5, 1e-5, "matmul out (no bias)");
 
     /* out = x w^T + b is linear: the exact gradients are products, which
      * the finite differences reproduce to rounding. */
     float dx[N * C], dw[OC * C], db[OC];
-    model_matmul_backward(dx, dw, db, g, x, w, N, C, OC);
+    model_matmul_backward(dx, dw, db, g, x, w, N, C, OC, NULL, NULL);
     double num_dx[N * C], num_dw[OC * C], num_db[OC], up[N * OC], dn[N * OC];
     double *vars[3] = {xd, wd, bd}, *nums[3] = {num_dx, num_dw, num_db};
     int counts[3] = {N * C, OC * C, OC};

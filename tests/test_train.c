@@ -28,6 +28,7 @@
 #include "base/err.h"
 #include "base/fileio.h"
 #include "labels/labels_db.h"
+#include "nn/matmul_bf16.h"
 #include "nn/model.h"
 #include "base/rng.h"
 #include "labels/softlabel.h"
@@ -491,6 +492,37 @@ static void test_hard_labels_and_outputs(void **state)
     assert_true(fabs(bpb - loss * (double)tokens / (log(2.0) * (double)bytes)) < 1e-6 * bpb);
 }
 
+/* --precision: bf16 runs say so (start-up line, --json), rerun bit for bit
+ * and resume only as bf16; fp32 is the default; a bad name is a usage error. */
+static void test_precision(void **state)
+{
+    (void)state;
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 2 --precision fp16 --out p.ckpt", TINY), 2);
+    assert_true(stderr_has("fp16"));
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 2 --json --out p32.ckpt", TINY), 0);
+    assert_true(stderr_has("fp32 (OpenBLAS) products"));
+    char *out = read_text("stdout.txt");
+    assert_non_null(strstr(out, "\"precision\":\"fp32\""));
+    free(out);
+    if (!matmul_bf16_available()) {
+        print_message("skipped: %s\n", err_message());
+        skip();
+    }
+    const char *args = "--gt gt.txt --records line --layers 1 --heads 2 --channels 32 --seq 32 --steps 3 "
+                       "--precision bf16 --json";
+    assert_int_equal(run_train("%s --out b1.ckpt", args), 0);
+    assert_true(stderr_has("bf16 (oneDNN"));
+    out = read_text("stdout.txt");
+    assert_non_null(strstr(out, "\"precision\":\"bf16\""));
+    free(out);
+    assert_int_equal(run_train("%s --out b2.ckpt", args), 0);
+    assert_true(same_file("b1.ckpt", "b2.ckpt"));
+    assert_false(same_file("b1.ckpt", "p32.ckpt"));
+    /* a bf16 run's resume state is refused by an fp32 run */
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 3 --resume --out b1.ckpt", TINY), 1);
+    assert_true(stderr_has("other settings"));
+}
+
 static void test_help_and_version(void **state)
 {
     (void)state;
@@ -502,7 +534,8 @@ static void test_help_and_version(void **state)
                                  "--epochs", "--batch", "--kd-batch", "--lr", "--warmup",
                                  "--weight-decay", "--clip", "--seed", "--threads", "--eval-input",
                                  "--eval-every", "--checkpoint-every", "--resume", "--metrics",
-                                 "--quiet", "--json", "--eval", "--model", "--input", "--stop-at"};
+                                 "--quiet", "--json", "--eval", "--model", "--input", "--stop-at",
+                                 "--precision"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (!strstr(out, opts[i]))
             fail_msg("--help does not describe %s", opts[i]);
@@ -540,6 +573,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_progress_lines_in_logs),
+        cmocka_unit_test(test_precision),
         cmocka_unit_test(test_alpha1_is_plain_lm),
         cmocka_unit_test(test_alpha0_ignores_gt),
         cmocka_unit_test(test_resume_after_stop),

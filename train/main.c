@@ -102,6 +102,7 @@ static int eval_setup(eval_job *j, const train_options *o)
         return err_set("--input %s%s: no text to evaluate", o->eval_input[0],
                        o->n_eval_input > 1 ? " ..." : "");
     if (!(j->m = model_create_inference(&j->ck.config, o->batch, o->threads)) ||
+        model_set_precision(j->m, o->precision) < 0 ||
         !(j->obj = objective_create(model_threads(j->m))))
         return -1;
     memcpy(model_params(j->m), j->ck.params, model_num_params(j->m) * sizeof(float));

@@ -85,6 +85,10 @@ static const char usage_text[] =
     "                         Under mpirun (make MPI=1) every rank takes its share\n"
     "                         of each step's rows, gradients are summed, rank 0\n"
     "                         writes; --threads defaults to the cores / ranks\n"
+    "  --precision P          matrix products in fp32 (default; OpenBLAS), bf16\n"
+    "                         (bfloat16 with fp32 accumulation, oneDNN; weights,\n"
+    "                         optimiser and element-wise passes stay fp32) or auto\n"
+    "                         (bf16 where the CPU has native bfloat16, else fp32)\n"
     "Evaluation, checkpoints, output:\n"
     "  --out MODEL.ckpt       the trained model (parameters + tokenizer); with\n"
     "                         --eval-input the best held-out checkpoint, else the\n"
@@ -120,8 +124,9 @@ enum {
     OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_AUX_CONF, OPT_AUX_WARMUP, OPT_PRESET, OPT_LAYERS,
     OPT_HEADS, OPT_CHANNELS, OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS,
     OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
-    OPT_EVAL_INPUT, OPT_EVAL_EVERY, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_STOP_AT,
-    OPT_METRICS, OPT_LABELS_ONLY, OPT_ALLOW_BINARY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT, OPT_HELP, OPT_VERSION
+    OPT_PRECISION, OPT_EVAL_INPUT, OPT_EVAL_EVERY, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_STOP_AT,
+    OPT_METRICS, OPT_LABELS_ONLY, OPT_ALLOW_BINARY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT,
+    OPT_HELP, OPT_VERSION
 };
 
 static const struct option long_options[] = {
@@ -156,6 +161,7 @@ static const struct option long_options[] = {
     {"clip", required_argument, NULL, OPT_CLIP},
     {"seed", required_argument, NULL, OPT_SEED},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"precision", required_argument, NULL, OPT_PRECISION},
     {"eval-input", required_argument, NULL, OPT_EVAL_INPUT},
     {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
     {"checkpoint-every", required_argument, NULL, OPT_CHECKPOINT_EVERY},
@@ -196,7 +202,8 @@ static void check_eval_mode(const train_options *o, int trained_only)
     if (o->n_eval_input == 0)
         usage_die("--eval needs --input PATH...");
     if (trained_only)
-        usage_die("--eval takes only --model, --input, --records, --allow-binary, --batch, --threads, --json, --quiet");
+        usage_die("--eval takes only --model, --input, --records, --allow-binary, --batch, --threads, "
+                  "--precision, --json, --quiet");
 }
 
 static void check_train_mode(train_options *o, int alpha_given)
@@ -254,8 +261,8 @@ void train_options_parse(train_options *o, int argc, char **argv)
         if (c != 1 && c != '?' && c != ':')
             list = NULL;
         if (c != 1 && c != OPT_EVAL && c != OPT_MODEL && c != OPT_INPUT && c != OPT_RECORDS &&
-            c != OPT_ALLOW_BINARY && c != OPT_BATCH && c != OPT_THREADS && c != OPT_JSON && c != OPT_QUIET &&
-            c != OPT_HELP && c != OPT_VERSION)
+            c != OPT_ALLOW_BINARY && c != OPT_BATCH && c != OPT_THREADS && c != OPT_PRECISION &&
+            c != OPT_JSON && c != OPT_QUIET && c != OPT_HELP && c != OPT_VERSION)
             train_only = 1;
         switch (c) {
         case 1:
@@ -313,6 +320,12 @@ void train_options_parse(train_options *o, int argc, char **argv)
         case OPT_CLIP: o->clip = cli_double_arg(prog, "--clip", optarg, 0.0, 1e9); break;
         case OPT_SEED: o->seed = (uint64_t)cli_int_arg(prog, "--seed", optarg, 0, INT64_MAX); break;
         case OPT_THREADS: o->threads = (int)cli_int_arg(prog, "--threads", optarg, 1, 1024); break;
+        case OPT_PRECISION:
+            if (model_precision_parse(optarg, &o->precision) < 0) {
+                err_wrap("--precision");
+                usage_die(err_message());
+            }
+            break;
         case OPT_EVAL_EVERY: o->eval_every = (long)cli_int_arg(prog, "--eval-every", optarg, 1, 1000000000); break;
         case OPT_CHECKPOINT_EVERY:
             o->checkpoint_every = (long)cli_int_arg(prog, "--checkpoint-every", optarg, 0, 1000000000);

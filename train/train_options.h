@@ -8,6 +8,7 @@
 
 #include "text/corpus.h"
 #include "nn/kd_loss.h"
+#include "nn/model.h"
 
 typedef struct train_options {
     int eval_mode;                 /* --eval */
@@ -38,6 +39,7 @@ typedef struct train_options {
     double weight_decay, clip;
     uint64_t seed;
     int threads;                   /* 0 = all cores */
+    model_precision precision;     /* --precision, default fp32 */
     long eval_every, checkpoint_every;
     long stop_at;                  /* 0 = run to the end */
     int resume, quiet, json;

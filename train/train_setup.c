@@ -202,6 +202,8 @@ static int settings_hash(const train_run *r, uint64_t *hash)
                     o->tokenizer ? o->tokenizer : "", o->vocab, r->total_steps, o->batch,
                     o->kd_batch, o->lr, r->warmup, o->weight_decay, o->clip,
                     (unsigned long long)o->seed, (unsigned long long)tok_hash(r->tok));
+    if (rc == 0 && o->precision != MODEL_FP32) /* absent in fp32, as before it existed */
+        rc = append(&s, &len, &cap, "|precision %s", model_precision_name(o->precision));
     if (rc == 0 && o->aux_conf > 0)   /* absent when off: older resume states stay valid */
         rc = append(&s, &len, &cap, "|aux %a %ld", o->aux_conf, o->aux_warmup);
     if (rc == 0 && r->labels)
@@ -267,8 +269,11 @@ static void print_settings(const train_run *r)
 {
     const train_options *o = r->o;
     const model_config *c = &r->cfg;
-    fprintf(stderr, "train: model L%d H%d C%d T%d V%d, %zu parameters, %d threads%s\n", c->layers,
-            c->heads, c->channels, c->seq_len, c->vocab, model_num_params(r->m), model_threads(r->m),
+    char precision[96];
+    model_precision_describe(model_get_precision(r->m), precision, sizeof precision);
+    fprintf(stderr, "train: model L%d H%d C%d T%d V%d, %zu parameters, %d threads, %s products%s\n",
+            c->layers, c->heads, c->channels, c->seq_len, c->vocab, model_num_params(r->m),
+            model_threads(r->m), precision,
             r->resumed ? "" : o->init ? " (weights from --init)" : "");
     if (mpi_comm_size() > 1)
         fprintf(stderr, "train: %d MPI ranks, each up to %d of the %d rows per step\n",
@@ -394,7 +399,7 @@ int train_setup(train_run *r, const train_options *o)
         goto done;
     if (r->resumed && hash != r->state.settings_hash) {
         err_set("%s: written by a run with other settings (data, labels, model, objective, steps, "
-                "batch, lr or seed differ); rerun without --resume to start over", r->resume_path);
+                "batch, lr, seed or precision differ); rerun without --resume to start over", r->resume_path);
         goto done;
     }
     r->state.settings_hash = hash;
@@ -408,7 +413,7 @@ int train_setup(train_run *r, const train_options *o)
         r->max_rows = 1;
     if (!o->labels_only) {
         r->m = model_create(&r->cfg, r->max_rows, o->threads);
-        if (!r->m || init_weights(r, &init_ck) < 0)
+        if (!r->m || model_set_precision(r->m, o->precision) < 0 || init_weights(r, &init_ck) < 0)
             goto done;
         r->obj = objective_create(model_threads(r->m));
         if (!r->obj)

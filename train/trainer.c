@@ -207,6 +207,7 @@ static int print_summary(const train_run *r, long last_step, const step_out *las
     json_out_int(&j, "steps", last_step);
     json_out_int(&j, "total_steps", r->total_steps);
     json_out_int(&j, "params", (int64_t)model_num_params(r->m));
+    json_out_string(&j, "precision", model_precision_name(model_get_precision(r->m)));
     if (last) {
         if (r->rows_gt)
             json_out_real(&j, "lm_loss", last->lm);

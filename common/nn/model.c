@@ -12,6 +12,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,12 +204,21 @@ void model_free(model *m)
     free(m->tokens);
     free(m->pos);
     free(m->thread_sums);
+    if (m->bf16)
+        for (int i = 0; i < m->threads; i++)
+            matmul_bf16_free(m->bf16[i]);
+    free(m->bf16);
+    mem_free_big(m->params_bf16);
     free(m);
 }
 
 const model_config *model_get_config(const model *m) { return &m->cfg; }
 size_t model_num_params(const model *m) { return m->num_params; }
-float *model_params(model *m) { return m->params; }
+float *model_params(model *m)
+{
+    m->bf16_stale = 1;
+    return m->params;
+}
 float *model_grads(model *m) { return m->grads; }
 float *model_adam_m(model *m) { return m->adam_m; }
 float *model_adam_v(model *m) { return m->adam_v; }
@@ -243,4 +253,72 @@ void model_init_gpt2(model *m, uint64_t seed)
         memset(m->adam_m, 0, m->num_params * sizeof(float));
         memset(m->adam_v, 0, m->num_params * sizeof(float));
     }
+    m->bf16_stale = 1;
 }
+
+int model_precision_parse(const char *name, model_precision *out)
+{
+    if (!strcmp(name, "fp32")) {
+        *out = MODEL_FP32;
+    } else if (!strcmp(name, "bf16")) {
+        if (!matmul_bf16_available())
+            return -1;
+        *out = MODEL_BF16;
+    } else if (!strcmp(name, "auto")) {
+        *out = matmul_bf16_available() && matmul_bf16_native() ? MODEL_BF16 : MODEL_FP32;
+    } else {
+        err_set("precision '%s' is not fp32, bf16 or auto", name);
+        return -1;
+    }
+    return 0;
+}
+
+const char *model_precision_name(model_precision p)
+{
+    return p == MODEL_BF16 ? "bf16" : "fp32";
+}
+
+void model_precision_describe(model_precision p, char *buf, size_t size)
+{
+    if (p == MODEL_BF16)
+        snprintf(buf, size, "bf16 (oneDNN, %s, %s)", matmul_bf16_isa(),
+                 matmul_bf16_native() ? "native" : "emulated");
+    else
+        snprintf(buf, size, "fp32 (OpenBLAS)");
+}
+
+/* Per-thread conversion buffers for the largest products of a thread's
+ * rows: slot 0 takes a product's activation or output gradient (up to the
+ * logits' vocab wide), slot 1 a weight gradient's input (up to 4C). */
+static int reserve_bf16(model *m)
+{
+    long rows = (m->max_rows + m->threads - 1) / m->threads;
+    long n = rows * m->cfg.seq_len, C = m->cfg.channels;
+    long wide = 4 * C > m->cfg.vocab ? 4 * C : m->cfg.vocab;
+    for (int i = 0; i < m->threads; i++)
+        if (matmul_bf16_reserve(m->bf16[i], n * wide, m->grads ? n * 4 * C : 0) < 0)
+            return -1;
+    return 0;
+}
+
+int model_set_precision(model *m, model_precision p)
+{
+    if (p == MODEL_BF16 && !m->bf16) {
+        if (!matmul_bf16_available())
+            return -1;
+        if (!(m->params_bf16 = mem_alloc_big(m->num_params * sizeof *m->params_bf16,
+                                             "bfloat16 parameters")) ||
+            !(m->bf16 = mem_calloc((size_t)m->threads, sizeof *m->bf16, "bfloat16 contexts")))
+            return -1;
+        for (int i = 0; i < m->threads; i++)
+            if (!(m->bf16[i] = matmul_bf16_create(1)))
+                return -1;
+        if (reserve_bf16(m) < 0)
+            return -1;
+    }
+    m->precision = p;
+    m->bf16_stale = 1;
+    return 0;
+}
+
+model_precision model_get_precision(const model *m) { return m->precision; }

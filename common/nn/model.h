@@ -7,7 +7,7 @@
  * at creation; forward, backward and the optimiser step never allocate. Inputs
  * are packed rows (common/window.h): pos[] is both the position-embedding index
  * and the attention bound, so several windows share a row without seeing each
- * other. Matrix products go through cblas_sgemm; element-wise passes are split
+ * other. Matrix products go through cblas_sgemm (or bfloat16, model_set_precision); element-wise passes are split
  * across the model's thread pool by row with a fixed partition, so results are
  * bit-identical for the same seed and thread count. A model is not
  * thread-safe: one caller at a time. */
@@ -56,6 +56,30 @@ float *model_adam_m(model *m);
 float *model_adam_v(model *m);
 /* Number of threads the model's own loops and OpenBLAS use. */
 int model_threads(const model *m);
+
+/* Precision of the matrix products (README, "Memory and speed"): MODEL_FP32
+ * (the default, OpenBLAS sgemm) or MODEL_BF16: the weight matrices and the
+ * activations and gradients entering a product are rounded to bfloat16, the
+ * products accumulate in fp32 (common/nn/matmul_bf16.h); the parameters,
+ * their gradients, the AdamW moments, attention's per-head products and
+ * every element-wise pass stay fp32. The bfloat16 weights are converted by
+ * the first forward after the parameters may have changed: after
+ * model_init_gpt2, model_adamw_step, or a model_params call (the caller may
+ * write through it), so once per training step and once per inference run.
+ * Results stay bit-identical for a fixed thread count. */
+typedef enum model_precision { MODEL_FP32, MODEL_BF16 } model_precision;
+/* Parses "fp32", "bf16" or "auto" (bf16 where the CPU runs it natively,
+ * matmul_bf16_native, else fp32) into *out. @return 0, or -1 with a message
+ * (unknown name; "bf16" where oneDNN cannot run it). */
+int model_precision_parse(const char *name, model_precision *out);
+const char *model_precision_name(model_precision p);
+/* For a start-up line: "fp32 (OpenBLAS)" or "bf16 (oneDNN, avx512_core,
+ * emulated)" / "..., native)". */
+void model_precision_describe(model_precision p, char *buf, size_t size);
+/* Switches m's products; allocates the bfloat16 copy and contexts, once.
+ * @return 0, or -1 with a message (oneDNN unavailable, out of memory). */
+int model_set_precision(model *m, model_precision p);
+model_precision model_get_precision(const model *m);
 
 /* GPT-2 initialisation from seed: weights N(0, 0.02), attn_proj.w and
  * fc_proj.w N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weight 1 / bias 0.

@@ -112,6 +112,7 @@ float model_adamw_step(model *m, const adamw_config *cfg, long step)
         return 0.0f;
     adamw_job job = {m, cfg, step < 1 ? 1 : step, 0.0f};
     parallel_run(m->pool, adamw_region, &job);
+    m->bf16_stale = 1;
     return job.norm;
 }
 

@@ -6,6 +6,7 @@
 
 #include "nn/model.h"
 #include "base/parallel.h"
+#include "nn/matmul_bf16.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -42,7 +43,27 @@ struct model {
     parallel_pool *pool;
     int threads;
     double *thread_sums; /* (threads): per-thread partial sums */
+    /* MODEL_BF16: a bfloat16 copy of the parameters, refreshed by the first
+     * forward after they may have changed (bf16_stale), and one product
+     * context per pool thread. NULL under MODEL_FP32. */
+    model_precision precision;
+    uint16_t *params_bf16;
+    int bf16_stale;
+    matmul_bf16 **bf16;
 };
+
+/* The bfloat16 copy of parameter tensor w (a pointer into m->params), or
+ * NULL under MODEL_FP32. */
+static inline const uint16_t *model_bf16_of(const model *m, const float *w)
+{
+    return m->precision == MODEL_BF16 ? m->params_bf16 + (w - m->params) : NULL;
+}
+
+/* Thread tid's bfloat16 product context, or NULL under MODEL_FP32. */
+static inline matmul_bf16 *model_bf16_ctx(const model *m, int tid)
+{
+    return m->precision == MODEL_BF16 ? m->bf16[tid] : NULL;
+}
 
 /* Where layer l's activations sit, in tokens of per-layer stride: an
  * inference model (no gradients) keeps one layer's slots and alternates two

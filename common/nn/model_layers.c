@@ -101,7 +101,8 @@ void model_layernorm_backward(float *dinp, float *dw, float *db, const float *do
 }
 
 void model_matmul_forward(float *out, const float *add, const float *inp, const float *w,
-                          const float *bias, long N, int C, int OC)
+                          const float *bias, long N, int C, int OC, matmul_bf16 *bf,
+                          const uint16_t *wbf)
 {
     float beta = 0.0f;
     if (add || bias) {
@@ -118,18 +119,39 @@ void model_matmul_forward(float *out, const float *add, const float *inp, const 
         }
         beta = 1.0f;
     }
+    if (bf) {
+        const uint16_t *x = matmul_bf16_convert(bf, 0, inp, N * C);
+        if (x && matmul_bf16_gemm(bf, 0, 1, N, OC, C, x, wbf, out, beta != 0.0f) == 0)
+            return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, OC, C, 1.0f, inp, C, w, C,
                 beta, out, OC);
 }
 
-void model_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
-                           const float *inp, const float *w, long N, int C, int OC)
+/* dinp (N,C) = dout (N,OC) w and dw (OC,C) = dout^T inp in bfloat16; dout
+ * is rounded once for both. @return 0, or -1 (nothing is left half done
+ * that the fp32 path would not overwrite). */
+static int matmul_backward_bf16(matmul_bf16 *bf, float *dinp, float *dw, const float *dout,
+                                const float *inp, const uint16_t *wbf, long N, int C, int OC)
 {
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, OC, 1.0f, dout, OC,
-                    w, C, 0.0f, dinp, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, (int)N, 1.0f, dout, OC, inp, C,
-                0.0f, dw, C);
+    const uint16_t *d = matmul_bf16_convert(bf, 0, dout, N * OC);
+    if (!d || (dinp && matmul_bf16_gemm(bf, 0, 0, N, C, OC, d, wbf, dinp, 0) < 0))
+        return -1;
+    const uint16_t *x = matmul_bf16_convert(bf, 1, inp, N * C);
+    return x && matmul_bf16_gemm(bf, 1, 0, OC, C, N, d, x, dw, 0) == 0 ? 0 : -1;
+}
+
+void model_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, long N, int C, int OC,
+                           matmul_bf16 *bf, const uint16_t *wbf)
+{
+    if (!bf || matmul_backward_bf16(bf, dinp, dw, dout, inp, wbf, N, C, OC) < 0) {
+        if (dinp)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, OC, 1.0f, dout,
+                        OC, w, C, 0.0f, dinp, C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, (int)N, 1.0f, dout, OC, inp,
+                    C, 0.0f, dw, C);
+    }
     if (db) {
         memset(db, 0, (size_t)OC * sizeof *db);
         for (long i = 0; i < N; i++) {

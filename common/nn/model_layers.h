@@ -5,13 +5,15 @@
  * Conventions (as in llm.c): outputs first, then inputs, explicit sizes;
  * shapes are row-major, weights (OC, C) = out x in. N counts tokens. Each
  * backward says whether it overwrites or accumulates. Every matrix product is
- * one cblas_sgemm call; the element-wise loops are written so the compiler
+ * one cblas_sgemm call (or one bfloat16 product, below); the element-wise loops are written so the compiler
  * vectorises them (no calls into libm inside hot loops: exp is vec_expf, a
  * vectorisable polynomial, and the row sums are vecmath.h's). The kernels
  * are single-threaded; the model runs them on disjoint row ranges from its
  * thread pool. */
 #ifndef W2S_MODEL_LAYERS_H
 #define W2S_MODEL_LAYERS_H
+
+#include "nn/matmul_bf16.h"
 
 #include <stdint.h>
 
@@ -32,14 +34,22 @@ void model_layernorm_backward(float *dinp, float *dw, float *db, const float *do
                               const float *inp, const float *w, const float *mean,
                               const float *rstd, long N, int C);
 
+/* The matrix products below run in fp32 (cblas_sgemm, the reference) when
+ * bf is NULL, else in bfloat16 with fp32 accumulation through bf
+ * (matmul_bf16.h) with wbf, w's bfloat16 copy: the fp32 operands are rounded
+ * to bfloat16 on the way in. Should oneDNN refuse a product, that product
+ * runs in fp32 instead. */
+
 /* out (N,OC) = [add (N,OC)] + inp (N,C) w^T + [bias (OC)]; add and bias may
  * be NULL; add may equal out. */
 void model_matmul_forward(float *out, const float *add, const float *inp, const float *w,
-                          const float *bias, long N, int C, int OC);
+                          const float *bias, long N, int C, int OC, matmul_bf16 *bf,
+                          const uint16_t *wbf);
 /* Overwrites dinp (N,C) (skipped when NULL), dw (OC,C) and db (OC) (skipped
  * when NULL) with the gradients of out = inp w^T + b given dout (N,OC). */
 void model_matmul_backward(float *dinp, float *dw, float *db, const float *dout,
-                           const float *inp, const float *w, long N, int C, int OC);
+                           const float *inp, const float *w, long N, int C, int OC,
+                           matmul_bf16 *bf, const uint16_t *wbf);
 
 /* GELU, tanh approximation: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 void model_gelu_forward(float *out, const float *inp, long n);

@@ -117,6 +117,7 @@ static void forward_rows(model *m, int tid, int r0, int r1)
     const int32_t *pos = m->pos + o;
     int *seg = m->seg + (long)tid * (c->seq_len + 1);
     float *p = m->params, *wte = model_tensor(m, p, MODEL_WTE);
+    matmul_bf16 *bf = model_bf16_ctx(m, tid);
 
     model_embed_forward(resid_at(m, 0, o), m->tokens + o, pos, wte, model_tensor(m, p, MODEL_WPE),
                         N, C);
@@ -125,20 +126,25 @@ static void forward_rows(model *m, int tid, int r0, int r1)
         layer_acts a = layer_activations(m, l, r0);
         /* mid = x + attn(ln1(x) qkv^T + b) attproj^T + b */
         model_layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x, w.ln1w, w.ln1b, N, C);
-        model_matmul_forward(a.qkv, NULL, a.ln1, w.qkvw, w.qkvb, N, C, 3 * C);
+        model_matmul_forward(a.qkv, NULL, a.ln1, w.qkvw, w.qkvb, N, C, 3 * C, bf,
+                             model_bf16_of(m, w.qkvw));
         model_attention_forward(a.atty, a.att, a.qkv, pos, r1 - r0, t, C, H, seg);
-        model_matmul_forward(a.mid, a.x, a.atty, w.attprojw, w.attprojb, N, C, C);
+        model_matmul_forward(a.mid, a.x, a.atty, w.attprojw, w.attprojb, N, C, C, bf,
+                             model_bf16_of(m, w.attprojw));
         /* out = mid + gelu(ln2(mid) fc^T + b) fcproj^T + b */
         model_layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.mid, w.ln2w, w.ln2b, N, C);
-        model_matmul_forward(a.fch, NULL, a.ln2, w.fcw, w.fcb, N, C, 4 * C);
+        model_matmul_forward(a.fch, NULL, a.ln2, w.fcw, w.fcb, N, C, 4 * C, bf,
+                             model_bf16_of(m, w.fcw));
         model_gelu_forward(a.fcg, a.fch, N * 4 * C);
-        model_matmul_forward(a.out, a.mid, a.fcg, w.fcprojw, w.fcprojb, N, 4 * C, C);
+        model_matmul_forward(a.out, a.mid, a.fcg, w.fcprojw, w.fcprojb, N, 4 * C, C, bf,
+                             model_bf16_of(m, w.fcprojw));
     }
     /* logits = lnf(x) wte^T (tied head) */
     model_layernorm_forward(m->lnf + o * C, m->lnf_mean + o, m->lnf_rstd + o,
                             resid_at(m, c->layers, o), model_tensor(m, p, MODEL_LNFW),
                             model_tensor(m, p, MODEL_LNFB), N, C);
-    model_matmul_forward(m->logits + o * V, NULL, m->lnf + o * C, wte, NULL, N, C, V);
+    model_matmul_forward(m->logits + o * V, NULL, m->lnf + o * C, wte, NULL, N, C, V, bf,
+                         model_bf16_of(m, wte));
 }
 
 static void forward_region(void *ctx, int tid, int nthreads)
@@ -176,6 +182,10 @@ float *model_forward(model *m, const int32_t *tokens, const int32_t *pos, int ro
     memcpy(m->pos, pos, n * sizeof *pos);
     m->rows = rows;
     m->t = t;
+    if (m->precision == MODEL_BF16 && m->bf16_stale) {
+        matmul_bf16_from_f32(m->params_bf16, m->params, (long)m->num_params);
+        m->bf16_stale = 0;
+    }
     parallel_run(m->pool, forward_region, m);
     return m->logits;
 }
@@ -195,12 +205,14 @@ static void backward_rows(model *m, int tid, int r0, int r1, float *g)
     int *seg = m->seg + (long)tid * (c->seq_len + 1);
     float *dscratch = m->dscratch + (long)tid * c->seq_len * c->seq_len;
     float *p = m->params;
+    matmul_bf16 *bf = model_bf16_ctx(m, tid);
     float *dresid = m->dresid + o * C, *dln = m->dln + o * C, *datty = m->datty + o * C;
     float *dwide = m->dwide + o * 4 * C;
 
     /* Tied head: logits = lnf wte^T. Writes g.wte; the embedding adds later. */
     model_matmul_backward(dln, model_tensor(m, g, MODEL_WTE), NULL, m->logits + o * V,
-                          m->lnf + o * C, model_tensor(m, p, MODEL_WTE), N, C, V);
+                          m->lnf + o * C, model_tensor(m, p, MODEL_WTE), N, C, V, bf,
+                          model_bf16_of(m, model_tensor(m, p, MODEL_WTE)));
     zero(dresid, N * C);
     float *glnfw = model_tensor(m, g, MODEL_LNFW), *glnfb = model_tensor(m, g, MODEL_LNFB);
     zero(glnfw, C);
@@ -212,17 +224,21 @@ static void backward_rows(model *m, int tid, int r0, int r1, float *g)
         layer_tensors w = layer_params(m, p, l), gw = layer_params(m, g, l);
         layer_acts a = layer_activations(m, l, r0);
         /* MLP: out = mid + gelu(ln2(mid) fc^T + b) fcproj^T + b */
-        model_matmul_backward(dwide, gw.fcprojw, gw.fcprojb, dresid, a.fcg, w.fcprojw, N, 4 * C, C);
+        model_matmul_backward(dwide, gw.fcprojw, gw.fcprojb, dresid, a.fcg, w.fcprojw, N, 4 * C,
+                              C, bf, model_bf16_of(m, w.fcprojw));
         model_gelu_backward(dwide, a.fch, dwide, N * 4 * C);
-        model_matmul_backward(dln, gw.fcw, gw.fcb, dwide, a.ln2, w.fcw, N, C, 4 * C);
+        model_matmul_backward(dln, gw.fcw, gw.fcb, dwide, a.ln2, w.fcw, N, C, 4 * C, bf,
+                              model_bf16_of(m, w.fcw));
         zero(gw.ln2w, C);
         zero(gw.ln2b, C);
         model_layernorm_backward(dresid, gw.ln2w, gw.ln2b, dln, a.mid, w.ln2w, a.ln2_mean,
                                  a.ln2_rstd, N, C);
         /* Attention: mid = x + attn(ln1(x) qkv^T + b) attproj^T + b */
-        model_matmul_backward(datty, gw.attprojw, gw.attprojb, dresid, a.atty, w.attprojw, N, C, C);
+        model_matmul_backward(datty, gw.attprojw, gw.attprojb, dresid, a.atty, w.attprojw, N, C,
+                              C, bf, model_bf16_of(m, w.attprojw));
         model_attention_backward(dwide, dscratch, seg, datty, a.qkv, a.att, pos, r1 - r0, t, C, H);
-        model_matmul_backward(dln, gw.qkvw, gw.qkvb, dwide, a.ln1, w.qkvw, N, C, 3 * C);
+        model_matmul_backward(dln, gw.qkvw, gw.qkvb, dwide, a.ln1, w.qkvw, N, C, 3 * C, bf,
+                              model_bf16_of(m, w.qkvw));
         /* A key bias adds q.b to every score of a query row, which softmax
          * cancels: its gradient is exactly 0, and what the sum above leaves
          * is rounding noise that AdamW would blow up into lr-sized steps
