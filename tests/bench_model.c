@@ -1,5 +1,6 @@
-/* Benchmark of the model engine: for the tiny and small presets (V = 4096)
- * at 8 rows and 2 threads, training tokens/s (forward + cross-entropy +
+/* Benchmark of the model engine: for the tiny and small presets (V = 4096,
+ * 8 rows) and GPT-2 small's shape (V 50257, L12 H12 C768, T 256, 4 rows)
+ * with 2 threads, training tokens/s (forward + cross-entropy +
  * backward + AdamW) and forward-only tokens/s, with the model FLOPs per
  * token (6 x parameters training, 2 x forward, attention excluded) and the
  * achieved GFLOPS as a fraction of the peak of a 2048^3 product with the
@@ -37,8 +38,6 @@
 #include "support_fixtures.h"
 
 #define THREADS 2
-#define ROWS 8
-#define VOCAB 4096
 
 static double cpu_now(void)
 {
@@ -194,14 +193,32 @@ typedef struct section {
     double train_gflops, train_cpu_gflops, fwd_gflops, fwd_cpu_gflops;
 } section;
 
-static section bench_preset(const char *name, model_precision precision, int train_steps,
-                            int fwd_steps)
+/* One model shape: a preset's name, or "gpt2" (GPT-2 small's layers and
+ * vocabulary at T 256). */
+typedef struct shape {
+    const char *name;
+    int vocab, rows, train_steps, fwd_steps;
+    int native_bf16_only;   /* emulated bf16 at this size takes minutes */
+} shape;
+
+static model_config shape_config(const shape *sh)
 {
-    model_config cfg = {VOCAB, 0, 0, 0, 0};
-    if (model_config_preset(name, &cfg) < 0) {
+    model_config cfg = {sh->vocab, 0, 0, 0, 0};
+    if (strcmp(sh->name, "gpt2") == 0) {
+        cfg.layers = 12, cfg.heads = 12, cfg.channels = 768, cfg.seq_len = 256;
+    } else if (model_config_preset(sh->name, &cfg) < 0) {
         fprintf(stderr, "bench_model: %s\n", err_message());
         exit(1);
     }
+    return cfg;
+}
+
+static section bench_shape(const shape *sh, model_precision precision)
+{
+    const char *name = sh->name;
+    const int ROWS = sh->rows, VOCAB = sh->vocab;
+    int train_steps = sh->train_steps, fwd_steps = sh->fwd_steps;
+    model_config cfg = shape_config(sh);
     int T = cfg.seq_len;
     model *m = model_create(&cfg, ROWS, THREADS);
     if (!m || model_set_precision(m, precision) < 0) {
@@ -328,18 +345,19 @@ int main(void)
     peak peaks[2] = {{"sgemm", sgemm_product, &ops, 0, 0, 0, 0},
                      {"bf16_gemm", bf16_product, &ops, 0, 0, 0, 0}};
     int n_peaks = with_bf16 ? 2 : 1;
-    static const struct {
-        const char *preset;
-        int train_steps, fwd_steps;
-    } presets[] = {{"tiny", 30, 30}, {"small", 4, 6}};
-    section secs[4];
+    static const shape shapes[] = {{"tiny", 4096, 8, 30, 30, 0},
+                                   {"small", 4096, 8, 4, 6, 0},
+                                   {"gpt2", 50257, 4, 2, 3, 1}};
+    const size_t n_shapes = sizeof shapes / sizeof *shapes;
+    section secs[2 * sizeof shapes / sizeof *shapes];
     int n_secs = 0;
     for (int i = 0; i < n_peaks; i++)
         peak_sample(&peaks[i]);
     for (int prec = 0; prec < n_peaks; prec++)
-        for (size_t k = 0; k < sizeof presets / sizeof *presets; k++) {
-            secs[n_secs] = bench_preset(presets[k].preset, prec ? MODEL_BF16 : MODEL_FP32,
-                                        presets[k].train_steps, presets[k].fwd_steps);
+        for (size_t k = 0; k < n_shapes; k++) {
+            if (prec && shapes[k].native_bf16_only && !matmul_bf16_native())
+                continue;
+            secs[n_secs] = bench_shape(&shapes[k], prec ? MODEL_BF16 : MODEL_FP32);
             secs[n_secs++].peak = &peaks[prec];
             /* openblas_set_num_threads(1) by model_create: back to THREADS */
             openblas_set_num_threads(THREADS);
