@@ -9,6 +9,8 @@
 #include "base/cli.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "base/output_path.h"
+#include "labels/labels_db.h"
 #include "labels/softlabel.h"
 
 #include <getopt.h>
@@ -173,6 +175,19 @@ static void refuse(const parsed *p, const char *job, const int *opts, size_t n)
     }
 }
 
+/* The refusals of base/output_path.h for the database a job writes: never
+ * one of its inputs, never a file that is not SQLite. Exits 1 on refusal. */
+static void check_db_output(const char *db, const char *const *inputs, int n, const char *in_opt,
+                            const char *teacher)
+{
+    for (int i = 0; i < n; i++)
+        if (output_path_distinct(db, "--db", inputs[i], in_opt) < 0)
+            cli_die(prog, 1, err_message());
+    if (output_path_distinct(db, "--db", teacher, "--teacher") < 0 ||
+        output_path_check(db, "w2s labels database", labels_db_file_is_sqlite) < 0)
+        cli_die(prog, 1, err_message());
+}
+
 static int run_merge(int argc, char **argv)
 {
     parsed p = {0};
@@ -184,6 +199,7 @@ static int run_merge(int argc, char **argv)
         usage_error("merge needs --db OUT.db");
     if (optind >= argc)
         usage_error("merge needs at least one SHARD.db");
+    check_db_output(p.run.db, (const char *const *)argv + optind, argc - optind, "a SHARD.db", NULL);
     int rc = distill_merge(p.run.db, (const char *const *)argv + optind, argc - optind,
                            p.run.quiet, p.run.json);
     free(p.run.inputs);
@@ -232,6 +248,7 @@ static int run_distill(int argc, char **argv)
         for (int j = 0; j < i; j++)
             if (strcmp(o->inputs[i], o->inputs[j]) == 0)
                 usage_error("input '%s' given twice", o->inputs[i]);
+    check_db_output(o->db, o->inputs, o->n_inputs, "--input", o->teacher);
     int rc = distill_mpi_run(o);   /* distill_run, one shard per rank under mpirun */
     free(o->inputs);
     return rc;

@@ -10,6 +10,7 @@
 #include "base/cli.h"
 #include "text/corpus.h"
 #include "base/err.h"
+#include "base/output_path.h"
 #include "base/fileio.h"
 #include "base/mem.h"
 
@@ -131,6 +132,28 @@ static int split_record(void *ctx, const corpus_record *rec)
     return 0;
 }
 
+/* The is_kind test of base/output_path.h for parts: every part this program
+ * writes ends with a record's "\n%\n" (or is empty, which any output may
+ * replace). */
+static int split_part_is_ours(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return err_errno(path, "cannot open to check what it is");
+    char tail[3];
+    int ours = fseek(fp, -3, SEEK_END) == 0 && fread(tail, 1, 3, fp) == 3 && memcmp(tail, "\n%\n", 3) == 0;
+    fclose(fp);
+    return ours;
+}
+
+/* Refuses a part path that is one of the inputs or a file split did not write. */
+static int split_check_part(const char *path, const char *const *inputs, int n_inputs)
+{
+    for (int i = 0; i < n_inputs; i++)
+        TRY(output_path_distinct(path, "a part of --out", inputs[i], "--input"));
+    return output_path_check(path, "part written by distill split", split_part_is_ours);
+}
+
 int distill_split_main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -182,7 +205,8 @@ int distill_split_main(int argc, char **argv)
     for (; opened < job.n_parts; opened++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.txt", out_dir, job.parts[opened].name);
-        if (atomic_file_open(&job.parts[opened].out, path) < 0)
+        if (split_check_part(path, inputs, n_inputs) < 0 ||
+            atomic_file_open(&job.parts[opened].out, path) < 0)
             goto fail;
     }
     for (int i = 0; i < n_inputs; i++)

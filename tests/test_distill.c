@@ -688,6 +688,54 @@ static void test_refusals(void **state)
     free(after);
 }
 
+/* Exit 1 with why on stderr, path unchanged. */
+static void assert_refused_unchanged(const char *const *args, const char *path, const char *why)
+{
+    uint64_t before = 0, after = 1;
+    assert_int_equal(scli_hash_file(path, &before), 0);
+    int status = run(args);
+    if (status != 1)
+        fail_msg("distill %s %s %s: exit %d, not 1", args[0], args[1], args[2], status);
+    char *err = slurp("stderr");
+    if (!strstr(err, why))
+        fail_msg("expected '%s', stderr was: %s", why, err);
+    free(err);
+    assert_int_equal(scli_hash_file(path, &after), 0);
+    assert_true(before == after);
+}
+
+/* The database, merge's output and split's parts never overwrite an input or
+ * a file w2s did not make. */
+static void test_outputs_never_overwrite_user_files(void **state)
+{
+    (void)state;
+    const char *into_input[] = {"--teacher", teacher, "--db", input_a, "--input", input_a, "--quiet", NULL};
+    assert_refused_unchanged(into_input, input_a, "--db is also --input (refusing to overwrite it)");
+    const char *into_teacher[] = {"--teacher", teacher, "--db", teacher, "--input", input_b, "--quiet", NULL};
+    assert_refused_unchanged(into_teacher, teacher, "--db is also --teacher");
+    char text[160];
+    snprintf(text, sizeof text, "%s/notes.txt", dir);
+    assert_int_equal(scli_write_file(text, "my notes\n", 9), 0);
+    const char *into_text[] = {"--teacher", teacher, "--db", text, "--input", input_a, "--quiet", NULL};
+    assert_refused_unchanged(into_text, text, "exists and is not a w2s labels database (refusing to overwrite it)");
+    const char *merge_self[] = {"merge", "--db", ref_db, ref_db, "--quiet", NULL};
+    assert_refused_unchanged(merge_self, ref_db, "--db is also a SHARD.db");
+    const char *merge_text[] = {"merge", "--db", text, ref_db, "--quiet", NULL};
+    assert_refused_unchanged(merge_text, text, "exists and is not a w2s labels database");
+    /* split: a part named like an input, or over a file split did not write */
+    char parts_arg[200];
+    snprintf(parts_arg, sizeof parts_arg, "a:50,notes:50");
+    const char *split_input[] = {"split", "--input", input_a, "--out", dir, "--parts", parts_arg, "--quiet", NULL};
+    assert_refused_unchanged(split_input, input_a, "a part of --out is also --input");
+    snprintf(parts_arg, sizeof parts_arg, "x:50,notes:50");
+    const char *split_text[] = {"split", "--input", input_a, "--out", dir, "--parts", parts_arg, "--quiet", NULL};
+    assert_refused_unchanged(split_text, text, "exists and is not a part written by distill split");
+    /* its own parts are replaced on a rerun */
+    snprintf(parts_arg, sizeof parts_arg, "x:50,y:50");
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(run(split_text), 0);
+}
+
 static void test_command_line(void **state)
 {
     (void)state;
@@ -748,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_shards_merge),
         cmocka_unit_test(test_rerun_does_nothing),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_outputs_never_overwrite_user_files),
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_info),
     };

@@ -33,6 +33,7 @@
 #include "labels/softlabel.h"
 #include "text/tokenizer.h"
 #include "text/window.h"
+#include "support_cli.h"
 #include "support_fixtures.h"
 
 enum { TEACHER_K = 8 };
@@ -325,6 +326,76 @@ static void test_resume_after_kill(void **state)
     assert_true(same_file("full.ckpt.resume", "killed.ckpt.resume"));
 }
 
+/* Refused (exit 1, message naming out and why), leaving every file as it was. */
+static void refused_unchanged(const char *args, const char *name, const char *why)
+{
+    uint64_t before = file_hash(name);
+    assert_int_equal(run_train("--gt gt.txt --records line --steps 2 --batch 2 --quiet %s", args), 1);
+    assert_true(stderr_has(why));
+    assert_int_equal(file_hash(name), before);
+}
+
+/* Outputs go to new paths or over files w2s made, never over a user's file
+ * or an input of the same run. */
+static void test_outputs_never_overwrite_user_files(void **state)
+{
+    (void)state;
+    assert_int_equal(scli_copy_file(path_in("gt.txt"), path_in("mine.txt")), 0);
+    assert_int_equal(scli_copy_file(path_in("teacher.ckpt"), path_in("init.ckpt")), 0);
+    refused_unchanged("--out gt.txt", "gt.txt", "gt.txt: --out is also --gt (refusing to overwrite it)");
+    refused_unchanged("--out mine.txt", "mine.txt",
+                      "mine.txt: exists and is not a w2s checkpoint (refusing to overwrite it)");
+    refused_unchanged("--out o.ckpt --metrics mine.txt", "mine.txt",
+                      "mine.txt: exists and is not a w2s metrics file (refusing to overwrite it)");
+    refused_unchanged("--out o.ckpt --labels labels.db --metrics labels.db", "labels.db",
+                      "--metrics is also --labels");
+    refused_unchanged("--out init.ckpt --init init.ckpt", "init.ckpt", "--out is also --init");
+    refused_unchanged("--out o.ckpt --tokenizer init.ckpt --metrics init.ckpt", "init.ckpt",
+                      "--metrics is also --tokenizer");
+    refused_unchanged("--out o.ckpt --eval-input mine.txt --metrics mine.txt", "mine.txt",
+                      "--metrics is also --eval-input");
+    assert_int_equal(scli_copy_file(path_in("gt.txt"), path_in("user.ckpt.resume")), 0);
+    refused_unchanged("--out user.ckpt", "user.ckpt.resume", "user.ckpt.resume: exists and is not a w2s");
+    refused_unchanged("--out ./o.ckpt --metrics o.ckpt", "gt.txt", "--metrics is also --out");
+    assert_false(file_exists(path_in("o.ckpt")));
+    assert_false(file_exists(path_in("user.ckpt")));
+    /* its own outputs are overwritten, and empty files are taken */
+    assert_int_equal(scli_write_file(path_in("empty.ckpt"), "", 0), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(run_train("--gt gt.txt --records line %s --steps 2 --batch 2 --quiet "
+                                   "--tokenizer teacher.ckpt --out empty.ckpt --metrics m.jsonl", TINY), 0);
+    assert_true(checkpoint_has_magic(path_in("empty.ckpt")) == 1);
+}
+
+/* A second train on the same OUT is refused by name while the first runs. */
+static void test_two_trains_on_one_out(void **state)
+{
+    (void)state;
+    const char *argv[] = {"train", "--gt", "gt.txt", "--records", "line", "--layers", "1", "--heads",
+                          "2", "--channels", "32", "--seq", "32", "--steps", "1000000", "--batch", "2",
+                          "--tokenizer", "teacher.ckpt", "--out", "busy.ckpt", "--quiet", NULL};
+    pid_t pid = scli_spawn(argv, dir, NULL, 0);
+    assert_true(pid > 0);
+    for (int i = 0; i < 3000 && !file_exists(path_in("busy.ckpt")); i++)
+        usleep(10000);
+    int rc = run_train("--gt gt.txt --records line %s --steps 2 --batch 2 --tokenizer teacher.ckpt "
+                       "--out busy.ckpt --quiet", TINY);
+    char want[128];
+    snprintf(want, sizeof want, "busy.ckpt: is being written by another train (pid %ld)", (long)pid);
+    int named = stderr_has(want);
+    kill(pid, SIGKILL);
+    assert_int_equal(scli_wait(pid), 128 + SIGKILL);
+    assert_int_equal(rc, 1);
+    assert_true(named);
+    /* the killed run leaves at most an empty OUT, which the next run takes */
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 2 --batch 2 --tokenizer teacher.ckpt "
+                               "--out busy.ckpt --quiet", TINY), 0);
+    assert_true(checkpoint_has_magic(path_in("busy.ckpt")) == 1);
+    /* a refused setup leaves no OUT behind */
+    assert_int_equal(run_train("--gt missing.txt %s --out never.ckpt --quiet", TINY), 1);
+    assert_false(file_exists(path_in("never.ckpt")));
+}
+
 static void test_labels_db_unchanged(void **state)
 {
     (void)state;
@@ -335,28 +406,41 @@ static void test_labels_db_unchanged(void **state)
     assert_int_equal(file_hash("labels.db"), before);
 }
 
+/* An OUT that a failed run must leave alone: it starts like a checkpoint, so
+ * only the failure under test can refuse the run. */
+static const char keep_ckpt[] = "W2SCKPT\0keep";
+
+static int keep_unchanged(void)
+{
+    unsigned char *data;
+    size_t len;
+    if (file_read_all(path_in("keep.ckpt"), &data, &len) < 0)
+        return 0;
+    int same = len == sizeof keep_ckpt && memcmp(data, keep_ckpt, len) == 0;
+    free(data);
+    return same;
+}
+
 static void test_mismatched_tokenizer_refused(void **state)
 {
     (void)state;
     assert_int_equal(run_train("--gt other.txt --records line %s --vocab 280 --steps 2 --out othertok.ckpt --quiet",
                                TINY), 0);
-    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), "keep", 4), 0);
+    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), keep_ckpt, sizeof keep_ckpt), 0);
     assert_int_not_equal(run_train("--gt gt.txt --records line %s --steps 2 --labels labels.db "
                                    "--tokenizer othertok.ckpt --out keep.ckpt", TINY), 0);
     assert_true(stderr_has("othertok.ckpt"));
     assert_int_not_equal(run_train("--gt gt.txt --records line --steps 2 --labels labels.db "
                                    "--init othertok.ckpt --out keep.ckpt"), 0);
     assert_true(stderr_has("othertok.ckpt"));
-    char *kept = read_text("keep.ckpt");
-    assert_string_equal(kept, "keep");
-    free(kept);
+    assert_true(keep_unchanged());
     assert_false(file_exists(path_in("keep.ckpt.resume")));
 }
 
 static void test_bad_inputs_refused(void **state)
 {
     (void)state;
-    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), "keep", 4), 0);
+    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), keep_ckpt, sizeof keep_ckpt), 0);
     /* alpha outside [0, 1]: usage error */
     assert_int_equal(run_train("--gt gt.txt --labels labels.db --alpha 1.5 --out keep.ckpt"), 2);
     assert_int_equal(run_train("--gt gt.txt --bogus --out keep.ckpt"), 2);
@@ -386,9 +470,7 @@ static void test_bad_inputs_refused(void **state)
     sqlite3_close(db);
     assert_int_equal(run_train("--gt gt.txt --records line %s --labels v99.db --steps 2 --out keep.ckpt", TINY), 1);
     assert_true(stderr_has("v99.db"));
-    char *kept = read_text("keep.ckpt");
-    assert_string_equal(kept, "keep");
-    free(kept);
+    assert_true(keep_unchanged());
     assert_false(file_exists(path_in("keep.ckpt.resume")));
 }
 
@@ -522,6 +604,8 @@ int main(void)
         cmocka_unit_test(test_resume_after_stop),
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_labels_db_unchanged),
+        cmocka_unit_test(test_outputs_never_overwrite_user_files),
+        cmocka_unit_test(test_two_trains_on_one_out),
         cmocka_unit_test(test_mismatched_tokenizer_refused),
         cmocka_unit_test(test_bad_inputs_refused),
         cmocka_unit_test(test_kd_student_learns_teacher_text),

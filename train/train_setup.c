@@ -8,6 +8,8 @@
 #include "base/fileio.h"
 #include "gt_batch.h"
 #include "base/mem.h"
+#include "base/output_path.h"
+#include "metrics.h"
 #include "base/mpi_comm.h"
 #include "labels/softlabel.h"
 
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 /* Tokenizer hash of a checkpoint's (or database's) blob, named by path. */
@@ -193,6 +196,33 @@ static int settings_hash(const train_run *r, uint64_t *hash)
     return rc;
 }
 
+/* The refusals of base/output_path.h for every file the run writes. */
+static int check_outputs(const train_run *r)
+{
+    const train_options *o = r->o;
+    const char *outs[] = {o->out, r->resume_path, o->metrics};
+    const char *out_opts[] = {"--out", "--out's .resume", "--metrics"};
+    const char *ins[] = {o->labels, o->init, o->tokenizer};
+    const char *in_opts[] = {"--labels", "--init", "--tokenizer"};
+    for (int i = 0; i < 3; i++) {
+        if (!outs[i])
+            continue;
+        for (int j = 0; j < o->n_gt; j++)
+            TRY(output_path_distinct(outs[i], out_opts[i], o->gt[j], "--gt"));
+        for (int j = 0; j < o->n_eval_input; j++)
+            TRY(output_path_distinct(outs[i], out_opts[i], o->eval_input[j], "--eval-input"));
+        for (int j = 0; j < 3; j++)
+            TRY(output_path_distinct(outs[i], out_opts[i], ins[j], in_opts[j]));
+        for (int j = 0; j < i; j++)
+            TRY(output_path_distinct(outs[i], out_opts[i], outs[j], out_opts[j]));
+    }
+    TRY(output_path_check(o->out, "w2s checkpoint", checkpoint_has_magic));
+    TRY(output_path_check(r->resume_path, "w2s checkpoint", checkpoint_has_magic));
+    if (o->metrics)
+        TRY(output_path_check(o->metrics, "w2s metrics file", metrics_file_is_ours));
+    return 0;
+}
+
 static int count_steps(train_run *r)
 {
     const train_options *o = r->o;
@@ -290,6 +320,7 @@ int train_setup(train_run *r, const train_options *o)
     gt_texts gt_text = {0};
     int rc = -1;
     r->o = o;
+    r->out_lock.fd = -1;
     r->state.best_eval = INFINITY;
     size_t out_len = strlen(o->out);
     r->resume_path = mem_alloc(out_len + 8, "path");
@@ -297,6 +328,11 @@ int train_setup(train_run *r, const train_options *o)
         return -1;
     memcpy(r->resume_path, o->out, out_len);
     memcpy(r->resume_path + out_len, ".resume", 8);
+    if (check_outputs(r) < 0)
+        return -1;
+    if (mpi_comm_rank() == 0 && !o->labels_only &&
+        filelock_acquire_output(&r->out_lock, o->out, "train", &r->out_created) < 0)
+        return -1;
 
     if (o->resume && file_exists(r->resume_path) && load_resume(r) < 0)
         goto done;
@@ -409,6 +445,11 @@ done:
 
 void train_run_free(train_run *r)
 {
+    struct stat st;
+    if (r->out_created && filelock_holds(&r->out_lock, r->o->out) && stat(r->o->out, &st) == 0 &&
+        st.st_size == 0)
+        remove(r->o->out);   /* the lock's file, never written: as if the run never started */
+    filelock_release(&r->out_lock);
     label_reader_close(r->labels);
     objective_free(r->obj);
     model_free(r->m);

@@ -49,12 +49,12 @@ static checkpoint model_checkpoint(const train_run *r, long step)
 }
 
 /* Rank 0 alone writes files; the other ranks hold the same model. */
-static int write_model(const train_run *r, long step)
+static int write_model(train_run *r, long step)
 {
     if (mpi_comm_rank() != 0)
         return 0;
     checkpoint ck = model_checkpoint(r, step);
-    return checkpoint_write(r->o->out, &ck);
+    return checkpoint_write_locked(r->o->out, &ck, &r->out_lock);
 }
 
 /* Every rank calls it at the same steps. Under MPI it first checks that the

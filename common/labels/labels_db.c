@@ -23,6 +23,7 @@
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/filelock.h"
+#include "base/output_path.h"
 #include "base/fileio.h"
 #include "base/mem.h"
 
@@ -320,6 +321,12 @@ static int check_same_file(const filelock *lock, const char *path)
     if (held.st_dev != now.st_dev || held.st_ino != now.st_ino)
         return err_set("%s: was replaced while opening it", path);
     return 0;
+}
+
+int labels_db_file_is_sqlite(const char *path)
+{
+    static const char header[16] = "SQLite format 3";
+    return output_path_starts_with(path, header, sizeof header);
 }
 
 labels_db *labels_db_open_write(const char *path, const labels_meta *meta)

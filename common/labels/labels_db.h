@@ -42,6 +42,11 @@ typedef struct labels_db labels_db;
  * @return a handle, or NULL + message. *meta is borrowed. */
 labels_db *labels_db_open_write(const char *path, const labels_meta *meta);
 
+/* The is_kind test of base/output_path.h for databases: 1 when path starts
+ * with the SQLite header (labels_db_open_write then checks the schema and
+ * meta before it changes anything), 0 when not, -1 + message. */
+int labels_db_file_is_sqlite(const char *path);
+
 /* 1 when this writer's open created the file (so a failed run that stored
  * nothing may remove it), 0 when it existed. */
 int labels_db_created(const labels_db *db);
