@@ -62,7 +62,10 @@ int distill_run(const distill_options *opt)
     bool writer_started = false;
     int rc = -1;
     j.start = time_now();
-    if (distill_setup(&j) < 0 || distill_writer_init(&j.writer, j.db, j.slots) < 0 ||
+    /* 'complete' is cleared before the first row and set after the last
+     * (schemas/labels.sql), so train can tell an interrupted run's output. */
+    if (distill_setup(&j) < 0 || labels_db_set_complete(j.db, 0) < 0 ||
+        distill_writer_init(&j.writer, j.db, j.slots) < 0 ||
         distill_writer_start(&j.writer) < 0)
         goto done;
     writer_started = true;
@@ -73,6 +76,8 @@ int distill_run(const distill_options *opt)
 done:
     if (writer_started)
         rc = finish_writer(&j, rc);
+    if (rc == 0)
+        rc = labels_db_set_complete(j.db, 1);
     distill_writer_free(&j.writer);
     labels_db_close(j.lookup_db);
     /* Failed runs too: what they stored stays, as one file again. */

@@ -501,6 +501,8 @@ static void test_kill_and_resume(void **state)
         kill(pid, SIGKILL);
         int status = wait_status(pid);
         kills += status == 128 + SIGKILL;
+        if (status == 128 + SIGKILL && file_exists(db) && rows_now(db) > 0 && rows_now(db) < total)
+            assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'complete'"), 0);
         if (getenv("TEST_VERBOSE"))
             print_message("kill %d: status %d, %lld rows\n", i, status, file_exists(db) ? rows_now(db) : -1);
         if (file_exists(db))
@@ -508,6 +510,7 @@ static void test_kill_and_resume(void **state)
     }
     assert_true(kills >= 3);
     assert_int_equal(run_labels(db, teacher, "--quiet"), 0);
+    assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'complete'"), 1);
     assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READONLY), 0);
     assert_same_rows(db);
 }

@@ -396,6 +396,36 @@ static void test_two_trains_on_one_out(void **state)
     assert_false(file_exists(path_in("never.ckpt")));
 }
 
+/* A labels.db that distill is still writing is refused with the writer's
+ * pid; one an interrupted distill left unfinished needs --allow-partial-labels. */
+static void test_unfinished_labels_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(scli_copy_file(path_in("labels.db"), path_in("partial.db")), 0);
+    labels_db *rd = labels_db_open_read(path_in("partial.db"));
+    assert_non_null(rd);
+    labels_meta meta;
+    assert_int_equal(labels_db_meta(rd, &meta), 0);
+    assert_int_equal(meta.complete, 1);   /* no 'complete' key: an older database, complete */
+    labels_db_close(rd);
+    labels_db *db = labels_db_open_write(path_in("partial.db"), &meta);
+    assert_non_null(db);
+    assert_int_equal(labels_db_set_complete(db, 0), 0);
+    const char *args = "--gt gt.txt --records line --layers 1 --heads 2 --channels 32 --seq 32 --steps 2 "
+                       "--batch 2 --kd-batch 2 --labels partial.db --quiet";
+    assert_int_equal(run_train("%s --out p.ckpt", args), 1);
+    char want[128];
+    snprintf(want, sizeof want, "partial.db is being written by distill (pid %ld); wait for it to finish",
+             (long)getpid());
+    assert_true(stderr_has(want));
+    assert_int_equal(labels_db_close(db), 0);
+    labels_meta_free(&meta);
+    assert_int_equal(run_train("%s --out p.ckpt", args), 1);
+    assert_true(stderr_has("partial.db: left unfinished by an interrupted distill"));
+    assert_false(file_exists(path_in("p.ckpt")));
+    assert_int_equal(run_train("%s --out p.ckpt --allow-partial-labels", args), 0);
+}
+
 static void test_labels_db_unchanged(void **state)
 {
     (void)state;
@@ -604,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_resume_after_stop),
         cmocka_unit_test(test_resume_after_kill),
         cmocka_unit_test(test_labels_db_unchanged),
+        cmocka_unit_test(test_unfinished_labels_refused),
         cmocka_unit_test(test_outputs_never_overwrite_user_files),
         cmocka_unit_test(test_two_trains_on_one_out),
         cmocka_unit_test(test_mismatched_tokenizer_refused),

@@ -27,6 +27,9 @@ static const char usage_text[] =
     "                         student then uses the tokenizer stored in it\n"
     "  --labels-where SQL     only rows matching this SQL condition over the labels\n"
     "                         table, e.g. 'mean_entropy < 2.5'\n"
+    "  --allow-partial-labels train on a labels.db that an interrupted distill left\n"
+    "                         unfinished (refused otherwise; one that distill is\n"
+    "                         still writing is always refused)\n"
     "  --labels-hard          the labeled batch gets the LM loss on the stored token\n"
     "                         ids (the real next tokens) instead of KD: the\n"
     "                         'ceiling' run; same --alpha weighting\n"
@@ -102,7 +105,7 @@ static const char usage_text[] =
     "  --help, --version\n";
 
 enum {
-    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_HARD,
+    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_HARD, OPT_ALLOW_PARTIAL,
     OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_AUX_CONF, OPT_AUX_WARMUP, OPT_PRESET, OPT_LAYERS,
     OPT_HEADS, OPT_CHANNELS, OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS,
     OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
@@ -117,6 +120,7 @@ static const struct option long_options[] = {
     {"labels", required_argument, NULL, OPT_LABELS},
     {"labels-where", required_argument, NULL, OPT_LABELS_WHERE},
     {"labels-hard", no_argument, NULL, OPT_LABELS_HARD},
+    {"allow-partial-labels", no_argument, NULL, OPT_ALLOW_PARTIAL},
     {"alpha", required_argument, NULL, OPT_ALPHA},
     {"tau", required_argument, NULL, OPT_TAU},
     {"kd-tail", required_argument, NULL, OPT_KD_TAIL},
@@ -192,8 +196,10 @@ static void check_train_mode(train_options *o, int alpha_given)
     if (!o->out)
         usage_die("--out MODEL.ckpt is required");
     if (!o->labels) {
-        if (o->labels_where || o->labels_hard || o->labels_only || o->aux_conf > 0)
-            usage_die("--labels-where, --labels-hard, --labels-only and --aux-conf need --labels");
+        if (o->labels_where || o->labels_hard || o->labels_only || o->aux_conf > 0 ||
+            o->allow_partial_labels)
+            usage_die("--labels-where, --labels-hard, --labels-only, --aux-conf and "
+                      "--allow-partial-labels need --labels");
         if (alpha_given && o->alpha != 1.0)
             usage_die("--alpha below 1 needs --labels");
         o->alpha = 1.0;
@@ -266,6 +272,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
         case OPT_LABELS: o->labels = optarg; break;
         case OPT_LABELS_WHERE: o->labels_where = optarg; break;
         case OPT_LABELS_HARD: o->labels_hard = 1; break;
+        case OPT_ALLOW_PARTIAL: o->allow_partial_labels = 1; break;
         case OPT_ALPHA: o->alpha = cli_double_arg(prog, "--alpha", optarg, 0.0, 1.0); alpha_given = 1; break;
         case OPT_TAU: o->tau = cli_double_arg(prog, "--tau", optarg, 0.01, 100.0); break;
         case OPT_KD_TAIL:

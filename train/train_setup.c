@@ -105,6 +105,25 @@ static int resolve_config(train_run *r, const checkpoint *init_ck)
     return 0;
 }
 
+/* Opens --labels, refusing a database distill is still writing and, unless
+ * --allow-partial-labels, one an interrupted distill left unfinished. */
+static int open_labels(train_run *r)
+{
+    const char *path = r->o->labels;
+    pid_t writer = filelock_holder(path);
+    if (writer < 0)
+        return -1;
+    if (writer > 0)
+        return err_set("%s is being written by distill (pid %ld); wait for it to finish", path,
+                       (long)writer);
+    if (!(r->labels = label_reader_open(path, r->o->labels_where)))
+        return -1;
+    if (!label_reader_meta(r->labels)->complete && !r->o->allow_partial_labels)
+        return err_set("%s: left unfinished by an interrupted distill (rerun that distill to finish "
+                       "it, or pass --allow-partial-labels to train on what it holds)", path);
+    return 0;
+}
+
 static int check_labels(train_run *r)
 {
     const labels_meta *meta = label_reader_meta(r->labels);
@@ -342,7 +361,7 @@ int train_setup(train_run *r, const train_options *o)
         goto done;
     if (o->tokenizer && checkpoint_read(o->tokenizer, &tok_ck) < 0)
         goto done;
-    if (o->labels && !(r->labels = label_reader_open(o->labels, o->labels_where)))
+    if (o->labels && open_labels(r) < 0)
         goto done;
     r->rows_gt = o->alpha > 0.0 && !o->labels_only ? o->batch : 0;
     r->rows_kd = o->labels && (o->alpha < 1.0 || o->labels_only) ? o->kd_batch : 0;

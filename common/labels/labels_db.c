@@ -453,12 +453,15 @@ static int meta_row(labels_db *d, sqlite3_stmt *st, labels_meta *m, unsigned *se
     }
     if (!strcmp(key, "sample_seed"))
         return meta_text(p, key, st, m->sample_seed, sizeof m->sample_seed);
+    if (!strcmp(key, "complete"))
+        return meta_int(p, key, st, &m->complete);
     return 0;
 }
 
 int labels_db_meta(labels_db *d, labels_meta *out)
 {
     memset(out, 0, sizeof *out);
+    out->complete = 1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(d->db, "SELECT key, value FROM meta", -1, &st, NULL) != SQLITE_OK)
         return db_fail(d, "reading meta");
@@ -536,6 +539,24 @@ int labels_db_commit(labels_db *d)
     if (!d->writable)
         return err_set("%s: opened read-only", d->path);
     return step_done(d, d->commit, "committing");
+}
+
+int labels_db_set_complete(labels_db *d, int complete)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(d, "writing meta");
+    int rc = labels_db_begin(d);
+    if (rc == 0)
+        rc = put_meta_int(d, st, "complete", complete != 0);
+    sqlite3_finalize(st);
+    if (rc < 0) {
+        if (!sqlite3_get_autocommit(d->db))
+            exec(d, "ROLLBACK", "rolling back");
+        return -1;
+    }
+    return labels_db_commit(d);
 }
 
 int labels_db_has_record(labels_db *d, const char *source, const char *member,

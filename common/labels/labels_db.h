@@ -23,6 +23,8 @@ typedef struct labels_meta {
     unsigned char *tokenizer; size_t tokenizer_len; uint64_t tokenizer_hash;
     int k; int codec_version; char tool_version[32]; char label_kind[32]; /* "topk" */
     char sample_seed[24];   /* sampled kinds: distill --seed, decimal; "" = not recorded */
+    int complete;           /* 0 while a distill or merge that wrote it has not finished
+                             * (meta key 'complete'); 1 when absent (older databases) */
 } labels_meta;
 
 typedef struct labels_db labels_db;
@@ -59,6 +61,12 @@ labels_db *labels_db_open_read(const char *path);
  * labels_meta_free. @return 0, or -1 + message (missing or malformed key). */
 int labels_db_meta(labels_db *db, labels_meta *out);
 void labels_meta_free(labels_meta *m);
+
+/* Sets meta key 'complete' (its own transaction; not inside labels_db_begin):
+ * 0 when a run starts writing, 1 when it has stored every input, so readers
+ * can tell a database an interrupted run left unfinished (schemas/labels.sql).
+ * @return 0 / -1 + message. */
+int labels_db_set_complete(labels_db *db, int complete);
 
 /* Transaction around a batch of inserts. @return 0 / -1 + message. */
 int labels_db_begin(labels_db *db);
