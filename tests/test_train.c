@@ -302,6 +302,26 @@ static void test_resume_after_stop(void **state)
     assert_true(stderr_has("part.ckpt.resume"));
 }
 
+/* A resume with other data or settings is refused, naming each difference. */
+static void test_resume_names_what_changed(void **state)
+{
+    (void)state;
+    assert_int_equal(scli_copy_file(path_in("gt.txt"), path_in("gt_copy.txt")), 0);
+    const char *args = "--records line --layers 1 --heads 2 --channels 32 --seq 32 --steps 6 --batch 2 "
+                       "--tokenizer teacher.ckpt --out fp.ckpt --quiet";
+    assert_int_equal(run_train("--gt gt_copy.txt %s --lr 3e-3 --stop-at 2", args), 0);
+    assert_int_equal(run_train("--gt gt_copy.txt %s --lr 1e-3 --resume", args), 1);
+    assert_true(stderr_has("fp.ckpt.resume: the run differs from the one that wrote it: "
+                           "--lr: 0.003 in the run, 0.001 now; rerun without --resume"));
+    write_text("gt_copy.txt", 150, 9);
+    uint64_t before = file_hash("fp.ckpt.resume");
+    assert_int_equal(run_train("--gt gt_copy.txt %s --lr 3e-3 --resume", args), 1);
+    assert_true(stderr_has("--gt gt_copy.txt: content changed since the run started (hash "));
+    assert_int_equal(file_hash("fp.ckpt.resume"), before);
+    assert_int_equal(scli_copy_file(path_in("gt.txt"), path_in("gt_copy.txt")), 0);
+    assert_int_equal(run_train("--gt gt_copy.txt %s --lr 3e-3 --resume", args), 0);
+}
+
 /* Killed at an arbitrary moment (after some checkpoint), resumed: same end. */
 static void test_resume_after_kill(void **state)
 {
@@ -633,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_alpha0_ignores_gt),
         cmocka_unit_test(test_resume_after_stop),
         cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test(test_resume_names_what_changed),
         cmocka_unit_test(test_labels_db_unchanged),
         cmocka_unit_test(test_unfinished_labels_refused),
         cmocka_unit_test(test_outputs_never_overwrite_user_files),

@@ -48,6 +48,8 @@ typedef struct train_run {
     gt_windows gt, eval;
     label_reader *labels;            /* NULL without --labels */
     long total_steps, warmup, start_step;
+    uint64_t *gt_content;            /* per --gt path when loaded: XXH3 of its records, else NULL */
+    uint64_t init_hash;              /* --init's identity hash (checkpoint.hash) */
     train_state state;
 } train_run;
 
