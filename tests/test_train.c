@@ -446,6 +446,20 @@ static void test_unfinished_labels_refused(void **state)
     assert_int_equal(run_train("%s --out p.ckpt --allow-partial-labels", args), 0);
 }
 
+/* mpirun -np 2 of the plain build would run two whole jobs writing the same
+ * --metrics and --out: refused before anything is written. */
+static void test_plain_build_under_mpirun_refused(void **state)
+{
+    (void)state;
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    int rc = run_train("--gt gt.txt --records line %s --steps 2 --out mpi.ckpt --metrics mpi.jsonl --quiet", TINY);
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    assert_int_equal(rc, 1);
+    assert_true(stderr_has("started by mpirun as one of 2 processes, but this build has no MPI"));
+    assert_false(file_exists(path_in("mpi.jsonl")));
+    assert_false(file_exists(path_in("mpi.ckpt")));
+}
+
 static void test_labels_db_unchanged(void **state)
 {
     (void)state;
@@ -656,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_resume_names_what_changed),
         cmocka_unit_test(test_labels_db_unchanged),
         cmocka_unit_test(test_unfinished_labels_refused),
+        cmocka_unit_test(test_plain_build_under_mpirun_refused),
         cmocka_unit_test(test_outputs_never_overwrite_user_files),
         cmocka_unit_test(test_two_trains_on_one_out),
         cmocka_unit_test(test_mismatched_tokenizer_refused),
