@@ -5,12 +5,14 @@
  * step; distill_internal.h describes the slots, labelers and writer.
  *
  * Resume: for each record the reader asks labels.db (through a connection of
- * its own that never writes) whether it is stored with the same content
- * hash; a changed one is an error. Stored records are still tokenised and
- * packed, so every batch holds what it held in an uninterrupted run, but
- * their rows are not computed again and a batch of stored records only is
- * not run at all. Since the writer commits whole records only, a run killed
- * any number of times ends with exactly the rows of an uninterrupted run. */
+ * its own that never writes) how many of its windows are stored with the
+ * same content hash; a changed record is an error. Stored windows are still
+ * tokenised and packed, so every batch holds what it held in an
+ * uninterrupted run, but their rows are not computed again and a batch of
+ * stored windows only is not run at all. The writer commits after every
+ * batch, inside records too, and a record's windows go in order, so a run
+ * killed any number of times loses at most the batches in flight and ends
+ * with exactly the rows of an uninterrupted run. */
 #include "distill_job.h"
 
 #include "base/err.h"
@@ -41,8 +43,8 @@ static int label_inputs(distill_job *j)
     return distill_label_batch(j);
 }
 
-/* Stops the writer after it stored what it was given; it commits only whole
- * records, also after a reader error, whose message is kept. */
+/* Stops the writer after it stored and committed what it was given, also
+ * after a reader error, whose message is kept. */
 static int finish_writer(distill_job *j, int rc)
 {
     char reader_error[1024];

@@ -515,6 +515,64 @@ static void test_kill_and_resume(void **state)
     assert_same_rows(db);
 }
 
+/* The integer under key in the one JSON object of text (-1 when text is not
+ * JSON or key holds no integer). */
+static long long json_int_of(const char *text, const char *key)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    json_t *v = json_object_get(j, key);
+    long long n = json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(j);
+    return n;
+}
+
+/* One long record (the whole file, --records file): a kill inside it keeps
+ * the windows committed so far, and the rerun goes on from there to exactly
+ * the rows of an uninterrupted run, with no window twice or missing. */
+static void test_kill_inside_one_long_record(void **state)
+{
+    (void)state;
+    char text[160], ref[160], db[160];
+    snprintf(text, sizeof text, "%s/long.txt", dir);
+    snprintf(ref, sizeof ref, "%s/long-ref.db", dir);
+    snprintf(db, sizeof db, "%s/long-killed.db", dir);
+    size_t len;
+    char *data = make_fortunes(7, 2000, 24, &len);
+    assert_int_equal(file_write_atomic(text, data, len), 0);
+    free(data);
+    const char *ref_args[] = {"--teacher", teacher, "--db", ref, "--input", text, "--topk", "8",
+                              "--batch", "3", "--threads", "1", "--quiet", NULL};
+    assert_int_equal(run(ref_args), 0);
+    long long total = rows_now(ref);
+    assert_true(total > 300);
+    const char *args[] = {"--teacher", teacher, "--db", db, "--input", text, "--topk", "8",
+                          "--batch", "3", "--threads", "1", "--quiet", "--json", NULL};
+    pid_t pid = spawn(args);
+    double start = now_seconds();
+    long long rows = -1;
+    while (now_seconds() - start < 60) {
+        rows = file_exists(db) ? rows_now(db) : -1;
+        if (rows >= total / 3)
+            break;
+        usleep(500);
+    }
+    kill(pid, SIGKILL);
+    assert_int_equal(wait_status(pid), 128 + SIGKILL);
+    rows = rows_now(db);
+    if (getenv("TEST_VERBOSE"))
+        print_message("killed inside the record at %lld of %lld rows\n", rows, total);
+    assert_true(rows > 0 && rows < total);
+    assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READONLY), 0);
+    assert_int_equal(run(args), 0);
+    char *out = slurp("stdout");
+    assert_int_equal(json_int_of(out, "records"), 1);
+    free(out);
+    char *want = canonical_dump(ref), *got = canonical_dump(db);
+    assert_string_equal(want, got);
+    free(want);
+    free(got);
+}
+
 /* Two distills started together on one new database: the second is refused
  * by name and pid, and neither removes or damages the first one's work. */
 static void test_two_writers(void **state)
@@ -610,16 +668,6 @@ static void test_shards_merge(void **state)
     assert_same_labels(merged);
 }
 
-/* The integer under key in the one JSON object of text (-1 when text is not
- * JSON or key holds no integer). */
-static long long json_int_of(const char *text, const char *key)
-{
-    json_t *j = json_loads(text, 0, NULL);
-    json_t *v = json_object_get(j, key);
-    long long n = json_is_integer(v) ? json_integer_value(v) : -1;
-    json_decref(j);
-    return n;
-}
 
 static void test_rerun_does_nothing(void **state)
 {
@@ -794,6 +842,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_labels_match_teacher),
         cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_kill_inside_one_long_record),
         cmocka_unit_test(test_two_writers),
         cmocka_unit_test(test_kill_during_creation),
         cmocka_unit_test(test_shards_merge),

@@ -229,8 +229,8 @@ static int compare_meta(const char *path, const labels_meta *have, const labels_
 
 static int prepare_lookup(labels_db *d)
 {
-    return prepare(d, "SELECT content_hash FROM sequences WHERE source = ? AND member = ? "
-                      "AND record_index = ? AND window = 0", &d->has);
+    return prepare(d, "SELECT COUNT(*), MIN(content_hash), MAX(content_hash), MAX(window) "
+                      "FROM sequences WHERE source = ? AND member = ? AND record_index = ?", &d->has);
 }
 
 static int prepare_writer(labels_db *d)
@@ -559,24 +559,34 @@ int labels_db_set_complete(labels_db *d, int complete)
     return labels_db_commit(d);
 }
 
-int labels_db_has_record(labels_db *d, const char *source, const char *member,
-                         uint64_t index, uint64_t hash, int *present)
+int labels_db_stored_windows(labels_db *d, const char *source, const char *member,
+                             uint64_t index, uint64_t hash, int64_t *windows)
 {
     sqlite3_stmt *st = d->has;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, member, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
     int rc = sqlite3_step(st);
-    uint64_t stored = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    int64_t count = 0, last = -1;
+    uint64_t lo = hash, hi = hash;
+    if (rc == SQLITE_ROW && (count = sqlite3_column_int64(st, 0)) > 0) {
+        lo = (uint64_t)sqlite3_column_int64(st, 1);
+        hi = (uint64_t)sqlite3_column_int64(st, 2);
+        last = sqlite3_column_int64(st, 3);
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (rc != SQLITE_ROW)
         return db_fail(d, "looking up a record");
-    *present = rc == SQLITE_ROW;
-    if (*present && stored != hash)
+    if (lo != hash || hi != hash)
         return err_set("%s: input changed: record %" PRIu64 " of %s%s%s was labeled with content hash "
                        "%016" PRIx64 ", now it hashes to %016" PRIx64 " (use a new database)",
-                       d->path, index, source, *member ? ":" : "", member, stored, hash);
+                       d->path, index, source, *member ? ":" : "", member, lo != hash ? lo : hi, hash);
+    if (count > 0 && last != count - 1)
+        return err_set("%s: record %" PRIu64 " of %s%s%s has %" PRId64 " windows stored but not "
+                       "windows 0 to %" PRId64 " (not written by distill?)", d->path, index, source,
+                       *member ? ":" : "", member, count, count - 1);
+    *windows = count;
     return 0;
 }
 

@@ -2,7 +2,8 @@
  * (schema in schemas/labels.sql, compiled in as labels_schema_sql).
  *
  * distill opens it for writing (one writer, batched WAL transactions, resumable:
- * a record already stored with the same content hash is skipped); train opens
+ * the windows of a record already stored with the same content hash are
+ * skipped); train opens
  * it read-only, selects sequence ids with an optional SQL condition and reads
  * rows one by one. A handle is not thread-safe; open one per thread. */
 #ifndef W2S_LABELS_DB_H
@@ -72,10 +73,15 @@ int labels_db_set_complete(labels_db *db, int complete);
 int labels_db_begin(labels_db *db);
 int labels_db_commit(labels_db *db);
 
-/* On read and write handles alike: *present = 1 when window 0 of (source, member, index) is stored with this hash;
- * a stored row with another hash -> -1 "input changed". */
-int labels_db_has_record(labels_db *db, const char *source, const char *member,
-                         uint64_t index, uint64_t hash, int *present);
+/* On read and write handles alike: *windows = how many windows of record
+ * (source, member, index) are stored (0 = none). distill stores a record's
+ * windows in order and may commit between them, so they are windows 0 ..
+ * *windows - 1: a record is complete when that is all of its windows, and
+ * a resumed run goes on from window *windows. A stored row with another
+ * content hash -> -1 "input changed"; stored windows that are not such a
+ * prefix -> -1. */
+int labels_db_stored_windows(labels_db *db, const char *source, const char *member,
+                             uint64_t index, uint64_t hash, int64_t *windows);
 
 typedef struct labels_row {
     const char *source, *member; uint64_t record_index; int window; uint64_t hash;
@@ -85,7 +91,7 @@ typedef struct labels_row {
 } labels_row;
 
 /* Inserts one sequence (tokens must be in 0..65535). A row with the same
- * identity is an error (the caller checks has_record first). @return 0 / -1. */
+ * identity is an error (the caller checks labels_db_stored_windows first). @return 0 / -1. */
 int labels_db_insert(labels_db *db, const labels_row *row);
 
 /* All seq_ids (ascending) of rows matching the optional SQL condition (NULL = all);
