@@ -117,6 +117,7 @@ typedef struct distill_writer {
     distill_slot *slots;
     int next;                        /* slot the writer takes next */
     bool in_txn;
+    bool wrote;                      /* a transaction of this run began (meta complete = 0) */
     int txn_rows;
     pthread_t thread;
     pthread_mutex_t mu;

@@ -58,16 +58,25 @@ static int finish_writer(distill_job *j, int rc)
     return rc;
 }
 
+/* 'complete' is cleared with the first rows (the writer) and set after the
+ * last (schemas/labels.sql), so train can tell an interrupted run's output;
+ * a run that stored nothing leaves a complete database untouched. */
+static int mark_complete(distill_job *j)
+{
+    labels_meta meta;
+    TRY(labels_db_meta(j->db, &meta));
+    int complete = meta.complete;
+    labels_meta_free(&meta);
+    return complete && !j->writer.wrote ? 0 : labels_db_set_complete(j->db, 1);
+}
+
 int distill_run(const distill_options *opt)
 {
     distill_job j = {.opt = opt, .B = opt->batch, .cur_record = -1};
     bool writer_started = false;
     int rc = -1;
     j.start = time_now();
-    /* 'complete' is cleared before the first row and set after the last
-     * (schemas/labels.sql), so train can tell an interrupted run's output. */
-    if (distill_setup(&j) < 0 || labels_db_set_complete(j.db, 0) < 0 ||
-        distill_writer_init(&j.writer, j.db, j.slots) < 0 ||
+    if (distill_setup(&j) < 0 || distill_writer_init(&j.writer, j.db, j.slots) < 0 ||
         distill_writer_start(&j.writer) < 0)
         goto done;
     writer_started = true;
@@ -79,7 +88,7 @@ done:
     if (writer_started)
         rc = finish_writer(&j, rc);
     if (rc == 0)
-        rc = labels_db_set_complete(j.db, 1);
+        rc = mark_complete(&j);
     distill_writer_free(&j.writer);
     labels_db_close(j.lookup_db);
     /* Failed runs too: what they stored stays, as one file again. */

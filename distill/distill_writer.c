@@ -67,6 +67,10 @@ static int write_window(distill_writer *w, const distill_slot *s, const distill_
         TRY(labels_db_begin(w->db));
         w->in_txn = true;
         w->txn_rows = 0;
+        /* with the first rows: the database holds part of the run */
+        if (!w->wrote && labels_db_set_complete(w->db, 0) < 0)
+            return -1;
+        w->wrote = true;
     }
     TRY(labels_db_insert(w->db, &row));
     w->txn_rows++;

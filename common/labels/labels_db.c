@@ -543,20 +543,22 @@ int labels_db_commit(labels_db *d)
 
 int labels_db_set_complete(labels_db *d, int complete)
 {
+    if (!d->writable)
+        return err_set("%s: opened read-only", d->path);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", -1, &st,
                            NULL) != SQLITE_OK)
         return db_fail(d, "writing meta");
-    int rc = labels_db_begin(d);
+    int own = sqlite3_get_autocommit(d->db);   /* not inside labels_db_begin: a transaction of its own */
+    int rc = own ? labels_db_begin(d) : 0;
     if (rc == 0)
         rc = put_meta_int(d, st, "complete", complete != 0);
     sqlite3_finalize(st);
-    if (rc < 0) {
-        if (!sqlite3_get_autocommit(d->db))
-            exec(d, "ROLLBACK", "rolling back");
-        return -1;
-    }
-    return labels_db_commit(d);
+    if (own && rc < 0 && !sqlite3_get_autocommit(d->db))
+        exec(d, "ROLLBACK", "rolling back");
+    if (own && rc == 0)
+        rc = labels_db_commit(d);
+    return rc;
 }
 
 int labels_db_stored_windows(labels_db *d, const char *source, const char *member,

@@ -63,9 +63,10 @@ labels_db *labels_db_open_read(const char *path);
 int labels_db_meta(labels_db *db, labels_meta *out);
 void labels_meta_free(labels_meta *m);
 
-/* Sets meta key 'complete' (its own transaction; not inside labels_db_begin):
- * 0 when a run starts writing, 1 when it has stored every input, so readers
- * can tell a database an interrupted run left unfinished (schemas/labels.sql).
+/* Sets meta key 'complete': 0 in the transaction of a run's first rows, 1
+ * when it has stored every input, so readers can tell a database an
+ * interrupted run left unfinished (schemas/labels.sql). Inside
+ * labels_db_begin it joins that transaction, else it takes one of its own.
  * @return 0 / -1 + message. */
 int labels_db_set_complete(labels_db *db, int complete);
 
