@@ -13,17 +13,22 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+/* The meta data of the database at path (release with labels_meta_free). */
+static int read_meta(const char *path, labels_meta *meta)
+{
+    labels_db *d = labels_db_open_read(path);
+    if (!d)
+        return -1;
+    int rc = labels_db_meta(d, meta);
+    labels_db_close(d);
+    return rc;
+}
+
 /* Clears *all when shard was left unfinished by its distill. */
 static int shard_complete(const char *shard, int *all)
 {
     labels_meta meta;
-    labels_db *d = labels_db_open_read(shard);
-    if (!d)
-        return -1;
-    int rc = labels_db_meta(d, &meta);
-    labels_db_close(d);
-    if (rc < 0)
-        return -1;
+    TRY(read_meta(shard, &meta));
     *all &= meta.complete;
     labels_meta_free(&meta);
     return 0;
@@ -32,13 +37,8 @@ static int shard_complete(const char *shard, int *all)
 int distill_merge(const char *out, const char *const *shards, int n, bool quiet, bool json)
 {
     labels_meta meta = {0};
-    labels_db *first = labels_db_open_read(shards[0]);
-    if (!first)
-        return -1;
-    int rc = labels_db_meta(first, &meta);
-    labels_db_close(first);
-    if (rc < 0)
-        return -1;
+    int rc;
+    TRY(read_meta(shards[0], &meta));
     double start = time_now();
     labels_db *db = labels_db_open_write(out, &meta);
     labels_meta_free(&meta);
