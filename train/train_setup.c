@@ -160,7 +160,8 @@ static int load_gt_hashed(train_run *r, gt_texts *t)
     for (int i = 0; i < o->n_gt; i++) {
         size_t len0 = t->len, n0 = t->n;
         TRY(gt_texts_load(t, &o->gt[i], 1, &o->records));
-        r->gt_content[i] = XXH3_64bits_withSeed(t->bytes + len0, t->len - len0, t->n - n0);
+        const unsigned char *added = t->len > len0 ? t->bytes + len0 : (const unsigned char *)"";
+        r->gt_content[i] = XXH3_64bits_withSeed(added, t->len - len0, t->n - n0);
     }
     return 0;
 }
