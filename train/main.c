@@ -2,7 +2,7 @@
  * ground-truth text with the LM loss plus a teacher's stored soft labels with
  * the KD loss, or evaluates a model (--eval). This file parses the options
  * and orchestrates; the work is in trainer.c (step loop), train_setup.c,
- * gt_data.c, gt_batch.c, label_reader.c, targets.c, objective.c, eval.c and
+ * train_settings.c, gt_data.c, gt_batch.c, label_reader.c, targets.c, objective.c, eval.c and
  * metrics.c.
  *
  * Under mpirun (built with make MPI=1) every rank runs the same command: the
