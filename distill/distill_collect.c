@@ -5,9 +5,11 @@
  * slot; a window that does not fit has the slot labeled first
  * (distill_label_batch) and opens the next one.
  *
- * Stored records are packed too, only marked not to store, so every batch
+ * Stored windows are packed too, only marked not to store, so every batch
  * holds what it held in an uninterrupted run (distill_internal.h says why
- * that matters); a record stored with another content hash is an error. */
+ * that matters). A record may be stored in part (the writer commits between
+ * its windows): its windows from the first one missing on are stored. A
+ * record stored with another content hash is an error. */
 #include "distill_job.h"
 
 #include "base/err.h"
@@ -54,10 +56,9 @@ int distill_collect_record(void *ctx, const corpus_record *rec)
         j->other_shard++;
         return 0;
     }
-    int present;
-    TRY(labels_db_has_record(j->lookup_db, rec->source, rec->member, rec->index, rec->hash,
-                             &present));
-    j->skipped += (uint64_t)present;
+    int64_t stored;
+    TRY(labels_db_stored_windows(j->lookup_db, rec->source, rec->member, rec->index, rec->hash,
+                                 &stored));
     TRY(mem_reserve((void **)&j->seq, &j->seq_cap, rec->len + 1, sizeof *j->seq, "record tokens"));
     j->seq[0] = j->eot;
     size_t n = 1 + tok_encode(j->tok, rec->data, rec->len, j->seq + 1);
@@ -68,8 +69,11 @@ int distill_collect_record(void *ctx, const corpus_record *rec)
     for (size_t w = 0; w < count; w++) {
         size_t start, len;
         window_span(w, n, j->T, &start, &len);
-        TRY(place_window(j, rec, !present, (int)w, j->seq + start, (int)len, w + 1 == count));
+        TRY(place_window(j, rec, (int64_t)w >= stored, (int)w, j->seq + start, (int)len,
+                         w + 1 == count));
     }
-    j->queued += (uint64_t)!present;
+    bool complete = (uint64_t)stored >= count;
+    j->skipped += complete;
+    j->queued += !complete;
     return 0;
 }

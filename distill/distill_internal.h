@@ -8,15 +8,15 @@
  * core, run between two forwards so they never compete with BLAS) compute
  * every window's top-k, statistics and blob, each window independently.
  * The slot then goes to the writer thread, which inserts its rows in slot
- * order -- record order, whatever the timing -- and commits whole records,
- * while the main thread fills and runs the other slot. Every buffer is
+ * order -- record order, whatever the timing -- and commits after each
+ * slot, while the main thread fills and runs the other slot. Every buffer is
  * allocated at start-up or grows to its high-water mark once.
  *
  * Batches are cut from every record of the shard, stored or not, so a
  * resumed run packs each window exactly where an uninterrupted run did: the
  * teacher's logits depend (by a rounding unit) on where a window sits in a
- * batch, since BLAS kernels treat the lanes of a tile differently. Windows of
- * stored records are only packed; a batch holding nothing new is skipped. */
+ * batch, since BLAS kernels treat the lanes of a tile differently. Stored
+ * windows are only packed; a batch holding nothing new is skipped. */
 #ifndef W2S_DISTILL_INTERNAL_H
 #define W2S_DISTILL_INTERNAL_H
 
@@ -39,7 +39,7 @@ typedef struct distill_record {
 } distill_record;
 
 typedef struct distill_window {
-    bool store;        /* false: the record is stored already (packed only) */
+    bool store;        /* false: the window is stored already (packed only) */
     int record;        /* index into the slot's records (when store) */
     int window;        /* window index within the record */
     long offset;       /* flat offset of its first token in the slot */
@@ -116,9 +116,9 @@ typedef struct distill_writer {
     labels_db *db;
     distill_slot *slots;
     int next;                        /* slot the writer takes next */
-    bool in_txn, txn_clean;          /* clean: the last row ended a record */
+    bool in_txn;
+    bool wrote;                      /* a transaction of this run began (meta complete = 0) */
     int txn_rows;
-    double txn_start;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -139,8 +139,8 @@ void distill_writer_submit(distill_writer *w, distill_slot *s);
 /* Waits until slot s is free again. @return 0, or -1 + the writer's message
  * when it failed. */
 int distill_writer_wait_free(distill_writer *w, distill_slot *s);
-/* Tells the writer no more slots come, waits until it wrote the submitted
- * ones and committed (only when the last row ended a record), and joins it.
+/* Tells the writer no more slots come, waits until it wrote and committed
+ * the submitted ones, and joins it.
  * @return 0, or -1 + the writer's message. */
 int distill_writer_finish(distill_writer *w);
 /* Releases the lock (after finish, or when never started). */

@@ -5,12 +5,14 @@
  * step; distill_internal.h describes the slots, labelers and writer.
  *
  * Resume: for each record the reader asks labels.db (through a connection of
- * its own that never writes) whether it is stored with the same content
- * hash; a changed one is an error. Stored records are still tokenised and
- * packed, so every batch holds what it held in an uninterrupted run, but
- * their rows are not computed again and a batch of stored records only is
- * not run at all. Since the writer commits whole records only, a run killed
- * any number of times ends with exactly the rows of an uninterrupted run. */
+ * its own that never writes) how many of its windows are stored with the
+ * same content hash; a changed record is an error. Stored windows are still
+ * tokenised and packed, so every batch holds what it held in an
+ * uninterrupted run, but their rows are not computed again and a batch of
+ * stored windows only is not run at all. The writer commits after every
+ * batch, inside records too, and a record's windows go in order, so a run
+ * killed any number of times loses at most the batches in flight and ends
+ * with exactly the rows of an uninterrupted run. */
 #include "distill_job.h"
 
 #include "base/err.h"
@@ -41,8 +43,8 @@ static int label_inputs(distill_job *j)
     return distill_label_batch(j);
 }
 
-/* Stops the writer after it stored what it was given; it commits only whole
- * records, also after a reader error, whose message is kept. */
+/* Stops the writer after it stored and committed what it was given, also
+ * after a reader error, whose message is kept. */
 static int finish_writer(distill_job *j, int rc)
 {
     char reader_error[1024];
@@ -54,6 +56,18 @@ static int finish_writer(distill_job *j, int rc)
         err_set("%s", reader_error);
     progress_finish(&j->prog);
     return rc;
+}
+
+/* 'complete' is cleared with the first rows (the writer) and set after the
+ * last (schemas/labels.sql), so train can tell an interrupted run's output;
+ * a run that stored nothing leaves a complete database untouched. */
+static int mark_complete(distill_job *j)
+{
+    labels_meta meta;
+    TRY(labels_db_meta(j->db, &meta));
+    int complete = meta.complete;
+    labels_meta_free(&meta);
+    return complete && !j->writer.wrote ? 0 : labels_db_set_complete(j->db, 1);
 }
 
 int distill_run(const distill_options *opt)
@@ -73,6 +87,8 @@ int distill_run(const distill_options *opt)
 done:
     if (writer_started)
         rc = finish_writer(&j, rc);
+    if (rc == 0)
+        rc = mark_complete(&j);
     distill_writer_free(&j.writer);
     labels_db_close(j.lookup_db);
     /* Failed runs too: what they stored stays, as one file again. */

@@ -3,21 +3,21 @@
  * order (see distill_internal.h), while the main thread works on the other
  * slot.
  *
- * Crash safety: all windows of a record go into one transaction, and a
- * transaction is committed only at a record boundary, after COMMIT_ROWS rows
- * or COMMIT_SECONDS, so a kill at any instant leaves every record either
- * entirely stored or absent. */
+ * Crash safety and grain: a transaction is committed after every slot (and
+ * within a slot after COMMIT_ROWS rows), at any window, also inside a
+ * record, so a kill loses at most the batches in flight, even in a record
+ * of millions of windows. Rows go in record order and window order, so
+ * what a kill leaves of a record is its windows 0 .. m - 1, where a rerun
+ * goes on (labels_db_stored_windows). */
 #include "distill_internal.h"
 
 #include "base/err.h"
-#include "base/progress.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 enum { COMMIT_ROWS = 512 };
-#define COMMIT_SECONDS 1.0
 
 int distill_writer_init(distill_writer *w, labels_db *db, distill_slot *slots)
 {
@@ -43,6 +43,15 @@ void distill_writer_free(distill_writer *w)
     }
 }
 
+static int commit(distill_writer *w)
+{
+    if (!w->in_txn)
+        return 0;
+    TRY(labels_db_commit(w->db));
+    w->in_txn = false;
+    return 0;
+}
+
 static int write_window(distill_writer *w, const distill_slot *s, const distill_window *win)
 {
     const distill_record *r = &s->records[win->record];
@@ -58,22 +67,20 @@ static int write_window(distill_writer *w, const distill_slot *s, const distill_
         TRY(labels_db_begin(w->db));
         w->in_txn = true;
         w->txn_rows = 0;
-        w->txn_start = time_now();
+        /* with the first rows: the database holds part of the run */
+        if (!w->wrote && labels_db_set_complete(w->db, 0) < 0)
+            return -1;
+        w->wrote = true;
     }
     TRY(labels_db_insert(w->db, &row));
     w->txn_rows++;
-    w->txn_clean = win->last;
     pthread_mutex_lock(&w->mu);
     w->sequences++;
     w->tokens += (uint64_t)win->len - 1;
     w->blob_bytes += win->blob_len;
     w->records += win->last;
     pthread_mutex_unlock(&w->mu);
-    if (win->last && (w->txn_rows >= COMMIT_ROWS || time_now() - w->txn_start >= COMMIT_SECONDS)) {
-        TRY(labels_db_commit(w->db));
-        w->in_txn = false;
-    }
-    return 0;
+    return w->txn_rows >= COMMIT_ROWS ? commit(w) : 0;
 }
 
 static int write_slot(distill_writer *w, const distill_slot *s)
@@ -81,7 +88,7 @@ static int write_slot(distill_writer *w, const distill_slot *s)
     for (int i = 0; i < s->n_windows; i++)
         if (s->windows[i].store)
             TRY(write_window(w, s, &s->windows[i]));
-    return 0;
+    return commit(w);
 }
 
 static void *writer_main(void *arg)
@@ -106,12 +113,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         w->next = (w->next + 1) % DISTILL_SLOTS;
     }
-    /* Only whole records are committed; anything after them rolls back when
-     * the database is closed. */
-    if (rc == 0 && w->in_txn && w->txn_clean) {
-        rc = labels_db_commit(w->db);
-        w->in_txn = rc < 0;
-    }
+    /* After a failed insert the open transaction rolls back when the
+     * database is closed; every slot before it is committed. */
     if (rc < 0) {
         pthread_mutex_lock(&w->mu);
         snprintf(w->error, sizeof w->error, "%s", err_message());

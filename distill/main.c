@@ -9,6 +9,8 @@
 #include "base/cli.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "base/output_path.h"
+#include "labels/labels_db.h"
 #include "labels/softlabel.h"
 
 #include <getopt.h>
@@ -26,7 +28,8 @@ static const char usage_text[] =
     "Runs the teacher over a corpus and stores its next-token distribution at\n"
     "every position in labels.db (SQLite): the top-k ids and log-probs, or N\n"
     "draws from it (ids with counts). Killed at any moment, the same\n"
-    "command resumes where it stopped; records already stored are skipped.\n"
+    "command resumes where it stopped, inside a record too; windows already\n"
+    "stored are skipped.\n"
     "\n"
     "options:\n"
     "  --teacher PATH    teacher checkpoint (its tokenizer is used)\n"
@@ -71,7 +74,8 @@ static const char usage_text[] =
     "  --quiet, --json   as above\n"
     "\n"
     "info: prints the teacher, tokenizer, k, codec, counts of sequences and\n"
-    "tokens and blob bytes per position of a labels database.\n"
+    "tokens, blob bytes per position of a labels database, and whether the\n"
+    "distill that wrote it finished.\n"
     "  --json            one JSON object instead of text\n"
     "\n"
     "Records become [EOT] + tokens, cut into windows of at most T tokens that\n"
@@ -192,6 +196,19 @@ static void refuse(const parsed *p, const char *job, const int *opts, size_t n)
     }
 }
 
+/* The refusals of base/output_path.h for the database a job writes: never
+ * one of its inputs, never a file that is not SQLite. Exits 1 on refusal. */
+static void check_db_output(const char *db, const char *const *inputs, int n, const char *in_opt,
+                            const char *teacher)
+{
+    for (int i = 0; i < n; i++)
+        if (output_path_distinct(db, "--db", inputs[i], in_opt) < 0)
+            cli_die(prog, 1, err_message());
+    if (output_path_distinct(db, "--db", teacher, "--teacher") < 0 ||
+        output_path_check(db, "w2s labels database", labels_db_file_is_sqlite) < 0)
+        cli_die(prog, 1, err_message());
+}
+
 static int run_merge(int argc, char **argv)
 {
     parsed p = {0};
@@ -204,6 +221,7 @@ static int run_merge(int argc, char **argv)
         usage_error("merge needs --db OUT.db");
     if (optind >= argc)
         usage_error("merge needs at least one SHARD.db");
+    check_db_output(p.run.db, (const char *const *)argv + optind, argc - optind, "a SHARD.db", NULL);
     int rc = distill_merge(p.run.db, (const char *const *)argv + optind, argc - optind,
                            p.run.quiet, p.run.json);
     free(p.run.inputs);
@@ -254,6 +272,7 @@ static int run_distill(int argc, char **argv)
             if (strcmp(o->inputs[i], o->inputs[j]) == 0)
                 usage_error("input '%s' given twice", o->inputs[i]);
     o->records.allow_binary = p.seen[OPT_ALLOW_BINARY];
+    check_db_output(o->db, o->inputs, o->n_inputs, "--input", o->teacher);
     int rc = distill_mpi_run(o);   /* distill_run, one shard per rank under mpirun */
     free(o->inputs);
     return rc;

@@ -12,6 +12,7 @@
 #include "base/cli.h"
 #include "text/corpus.h"
 #include "base/err.h"
+#include "base/output_path.h"
 #include "base/fileio.h"
 #include "base/mem.h"
 
@@ -179,6 +180,29 @@ static int split_record(void *ctx, const corpus_record *rec)
     return 0;
 }
 
+/* 1 when path looks like a part split writes: a ustar archive whose first
+ * member is "00000000.txt" (an empty file, which any output may replace, is
+ * taken care of by output_path_check). */
+static int split_part_is_ours(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return err_errno(path, "cannot open to check what it is");
+    unsigned char head[263];
+    int ours = fread(head, 1, sizeof head, fp) == sizeof head &&
+               memcmp(head, "00000000.txt", 13) == 0 && memcmp(head + 257, "ustar", 5) == 0;
+    fclose(fp);
+    return ours;
+}
+
+/* Refuses a part path that is one of the inputs or a file split did not write. */
+static int split_check_part(const char *path, const char *const *inputs, int n_inputs)
+{
+    for (int i = 0; i < n_inputs; i++)
+        TRY(output_path_distinct(path, "a part of --out", inputs[i], "--input"));
+    return output_path_check(path, "part written by distill split", split_part_is_ours);
+}
+
 int distill_split_main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -233,7 +257,8 @@ int distill_split_main(int argc, char **argv)
     for (; opened < job.n_parts; opened++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.tar", out_dir, job.parts[opened].name);
-        if (split_tar_open(&job.parts[opened], path) < 0) {
+        if (split_check_part(path, inputs, n_inputs) < 0 ||
+            split_tar_open(&job.parts[opened], path) < 0) {
             split_tar_close(&job.parts[opened], 0);
             goto fail;
         }

@@ -21,6 +21,13 @@ PRAGMA user_version = 1;
 -- distill merge compare teacher_hash, tokenizer_hash, k, codec_version,
 -- label_kind and sample_seed (when both databases have one) and refuse rows
 -- made otherwise; the other keys are informative and never compared.
+-- complete (0 or 1): distill sets it to 0 before it stores its first row and
+-- to 1 once it has stored every record of its inputs (its shard); distill
+-- merge likewise, and leaves 0 when a shard has 0. So 0 means a run was
+-- interrupted (or is still running: its writer lock, base/filelock.h, says
+-- which) and the database holds part of the corpus; train refuses it unless
+-- --allow-partial-labels. Databases written before the key existed lack it
+-- and count as complete.
 -- label_kind says what every topk blob holds (schemas/softlabel.md):
 --   'topk'      the teacher's top k ids and log-probs + tail; codec_version 3
 --               (1 in databases of earlier versions, still read).

@@ -135,7 +135,8 @@ static uint64_t hash_of(const char *d, const char *name)
 /* ---- labels.db checks ---- */
 
 /* XXH3 of every row (all columns but seq_id, by identity order) whose source
- * is `source` (NULL = all), plus the meta rows but created_at; *rows = count. */
+ * is `source` (NULL = all), plus the meta rows but created_at and complete
+ * (which says whether the last run finished); *rows = count. */
 static uint64_t dump_hash(const char *path, const char *source, long *rows)
 {
     sqlite3 *db;
@@ -145,7 +146,7 @@ static uint64_t dump_hash(const char *path, const char *source, long *rows)
     assert_non_null(h);
     XXH3_64bits_reset(h);
     static const char *const queries[] = {
-        "SELECT key, value FROM meta WHERE key <> 'created_at' ORDER BY key",
+        "SELECT key, value FROM meta WHERE key NOT IN ('created_at', 'complete') ORDER BY key",
         "SELECT source, member, record_index, window, content_hash, n_tokens, tokens, topk, "
         "mean_nll, mean_entropy, mean_tail_mass, mean_top1_prob FROM sequences "
         "WHERE ?1 IS NULL OR source = ?1 ORDER BY source, member, record_index, window",

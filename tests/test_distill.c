@@ -503,6 +503,8 @@ static void test_kill_and_resume(void **state)
         kill(pid, SIGKILL);
         int status = wait_status(pid);
         kills += status == 128 + SIGKILL;
+        if (status == 128 + SIGKILL && file_exists(db) && rows_now(db) > 0 && rows_now(db) < total)
+            assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'complete'"), 0);
         if (getenv("TEST_VERBOSE"))
             print_message("kill %d: status %d, %lld rows\n", i, status, file_exists(db) ? rows_now(db) : -1);
         if (file_exists(db))
@@ -510,8 +512,67 @@ static void test_kill_and_resume(void **state)
     }
     assert_true(kills >= 3);
     assert_int_equal(run_labels(db, teacher, "--quiet"), 0);
+    assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'complete'"), 1);
     assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READONLY), 0);
     assert_same_rows(db);
+}
+
+/* The integer under key in the one JSON object of text (-1 when text is not
+ * JSON or key holds no integer). */
+static long long json_int_of(const char *text, const char *key)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    json_t *v = json_object_get(j, key);
+    long long n = json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(j);
+    return n;
+}
+
+/* One long record (the whole file, --records file): a kill inside it keeps
+ * the windows committed so far, and the rerun goes on from there to exactly
+ * the rows of an uninterrupted run, with no window twice or missing. */
+static void test_kill_inside_one_long_record(void **state)
+{
+    (void)state;
+    char text[160], ref[160], db[160];
+    snprintf(text, sizeof text, "%s/long.txt", dir);
+    snprintf(ref, sizeof ref, "%s/long-ref.db", dir);
+    snprintf(db, sizeof db, "%s/long-killed.db", dir);
+    size_t len;
+    char *data = make_fortunes(7, 2000, 24, &len);
+    assert_int_equal(file_write_atomic(text, data, len), 0);
+    free(data);
+    const char *ref_args[] = {"--teacher", teacher, "--db", ref, "--input", text, "--topk", "8",
+                              "--batch", "3", "--threads", "1", "--quiet", NULL};
+    assert_int_equal(run(ref_args), 0);
+    long long total = rows_now(ref);
+    assert_true(total > 300);
+    const char *args[] = {"--teacher", teacher, "--db", db, "--input", text, "--topk", "8",
+                          "--batch", "3", "--threads", "1", "--quiet", "--json", NULL};
+    pid_t pid = spawn(args);
+    double start = now_seconds();
+    long long rows = -1;
+    while (now_seconds() - start < 60) {
+        rows = file_exists(db) ? rows_now(db) : -1;
+        if (rows >= total / 3)
+            break;
+        usleep(500);
+    }
+    kill(pid, SIGKILL);
+    assert_int_equal(wait_status(pid), 128 + SIGKILL);
+    rows = rows_now(db);
+    if (getenv("TEST_VERBOSE"))
+        print_message("killed inside the record at %lld of %lld rows\n", rows, total);
+    assert_true(rows > 0 && rows < total);
+    assert_int_equal(sfix_db_integrity(db, SQLITE_OPEN_READONLY), 0);
+    assert_int_equal(run(args), 0);
+    char *out = slurp("stdout");
+    assert_int_equal(json_int_of(out, "records"), 1);
+    free(out);
+    char *want = canonical_dump(ref), *got = canonical_dump(db);
+    assert_string_equal(want, got);
+    free(want);
+    free(got);
 }
 
 /* Two distills started together on one new database: the second is refused
@@ -609,16 +670,6 @@ static void test_shards_merge(void **state)
     assert_same_labels(merged);
 }
 
-/* The integer under key in the one JSON object of text (-1 when text is not
- * JSON or key holds no integer). */
-static long long json_int_of(const char *text, const char *key)
-{
-    json_t *j = json_loads(text, 0, NULL);
-    json_t *v = json_object_get(j, key);
-    long long n = json_is_integer(v) ? json_integer_value(v) : -1;
-    json_decref(j);
-    return n;
-}
 
 static void test_rerun_does_nothing(void **state)
 {
@@ -734,6 +785,60 @@ static void test_refusals(void **state)
     free(after);
 }
 
+/* Exit 1 with why on stderr, path unchanged. */
+static void assert_refused_unchanged(const char *const *args, const char *path, const char *why)
+{
+    uint64_t before = 0, after = 1;
+    assert_int_equal(scli_hash_file(path, &before), 0);
+    int status = run(args);
+    if (status != 1)
+        fail_msg("distill %s %s %s: exit %d, not 1", args[0], args[1], args[2], status);
+    char *err = slurp("stderr");
+    if (!strstr(err, why))
+        fail_msg("expected '%s', stderr was: %s", why, err);
+    free(err);
+    assert_int_equal(scli_hash_file(path, &after), 0);
+    assert_true(before == after);
+}
+
+/* The database, merge's output and split's parts never overwrite an input or
+ * a file w2s did not make. */
+static void test_outputs_never_overwrite_user_files(void **state)
+{
+    (void)state;
+    const char *into_input[] = {"--teacher", teacher, "--db", input_a, "--input", input_a, "--quiet", NULL};
+    assert_refused_unchanged(into_input, input_a, "--db is also --input (refusing to overwrite it)");
+    const char *into_teacher[] = {"--teacher", teacher, "--db", teacher, "--input", input_b, "--quiet", NULL};
+    assert_refused_unchanged(into_teacher, teacher, "--db is also --teacher");
+    char text[160];
+    snprintf(text, sizeof text, "%s/notes.txt", dir);
+    assert_int_equal(scli_write_file(text, "my notes\n", 9), 0);
+    const char *into_text[] = {"--teacher", teacher, "--db", text, "--input", input_a, "--quiet", NULL};
+    assert_refused_unchanged(into_text, text, "exists and is not a w2s labels database (refusing to overwrite it)");
+    const char *merge_self[] = {"merge", "--db", ref_db, ref_db, "--quiet", NULL};
+    assert_refused_unchanged(merge_self, ref_db, "--db is also a SHARD.db");
+    const char *merge_text[] = {"merge", "--db", text, ref_db, "--quiet", NULL};
+    assert_refused_unchanged(merge_text, text, "exists and is not a w2s labels database");
+    /* split: a part named like an input, or over a file split did not write */
+    char parts_arg[200], part_x[200], notes_tar[200];
+    snprintf(parts_arg, sizeof parts_arg, "x:50,y:50");
+    const char *split_ok[] = {"split", "--input", input_a, "--out", dir, "--parts", parts_arg, "--quiet", NULL};
+    assert_int_equal(run(split_ok), 0);
+    snprintf(part_x, sizeof part_x, "%s/x.tar", dir);
+    snprintf(parts_arg, sizeof parts_arg, "x:50,z:50");
+    const char *split_input[] = {"split", "--input", part_x, "--out", dir, "--parts", parts_arg, "--quiet", NULL};
+    assert_refused_unchanged(split_input, part_x, "a part of --out is also --input");
+    snprintf(notes_tar, sizeof notes_tar, "%s/notes.tar", dir);
+    assert_int_equal(scli_write_file(notes_tar, "my notes\n", 9), 0);
+    snprintf(parts_arg, sizeof parts_arg, "x:50,notes:50");
+    const char *split_text[] = {"split", "--input", input_a, "--out", dir, "--parts", parts_arg, "--quiet", NULL};
+    assert_refused_unchanged(split_text, notes_tar, "exists and is not a part written by distill split");
+    /* its own parts are replaced on a rerun */
+    snprintf(parts_arg, sizeof parts_arg, "x:50,y:50");
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(run(split_ok), 0);
+}
+
 static void test_command_line(void **state)
 {
     (void)state;
@@ -775,6 +880,7 @@ static void test_info(void **state)
     char *out = slurp("stdout");
     assert_int_equal(json_int_of(out, "sequences"), query_int(ref_db, "SELECT COUNT(*) FROM sequences"));
     assert_int_equal(json_int_of(out, "k"), 8);
+    assert_int_equal(json_int_of(out, "complete"), 1);
     free(out);
     const char *human[] = {"info", ref_db, NULL};
     assert_int_equal(run(human), 0);
@@ -790,12 +896,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_labels_match_teacher),
         cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_kill_inside_one_long_record),
         cmocka_unit_test(test_two_writers),
         cmocka_unit_test(test_kill_during_creation),
         cmocka_unit_test(test_shards_merge),
         cmocka_unit_test(test_rerun_does_nothing),
         cmocka_unit_test(test_bf16_teacher),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_outputs_never_overwrite_user_files),
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_info),
     };

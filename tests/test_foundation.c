@@ -9,8 +9,10 @@
 #include "base/cli.h"
 #include "base/err.h"
 #include "base/fileio.h"
+#include "base/filelock.h"
 #include "base/json_out.h"
 #include "base/mem.h"
+#include "base/output_path.h"
 #include "base/rng.h"
 
 #include <math.h>
@@ -155,6 +157,79 @@ static void test_atomic_write_round_trip(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+static int starts_with_w2s(const char *path)
+{
+    return output_path_starts_with(path, "W2S", 3);
+}
+
+/* Same file by inode (hard links), by real folder path when missing; an
+ * existing file is taken only when empty or of the output's kind. */
+static void test_output_path(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/w2s-test-XXXXXX", a[256], a2[256], b[256], link_a[256], sub[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(a2, sizeof a2, "%s/./a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(link_a, sizeof link_a, "%s/link", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    assert_int_equal(output_path_same(a, a2), 1);   /* neither exists */
+    assert_int_equal(output_path_same(a, b), 0);
+    assert_int_equal(output_path_same("-", "-"), 0);
+    assert_int_equal(output_path_check(a, "w2s thing", starts_with_w2s), 0);
+    assert_int_equal(file_write_atomic(a, "", 0), 0);
+    assert_int_equal(output_path_check(a, "w2s thing", starts_with_w2s), 0);   /* empty */
+    assert_int_equal(file_write_atomic(a, "mine", 4), 0);
+    assert_int_equal(output_path_same(a, b), 0);   /* one exists */
+    assert_int_equal(link(a, link_a), 0);
+    assert_int_equal(output_path_same(a, link_a), 1);
+    assert_int_equal(output_path_distinct(link_a, "--out", a, "--gt"), -1);
+    assert_non_null(strstr(err_message(), "link: --out is also --gt (refusing to overwrite it)"));
+    assert_int_equal(output_path_check(a, "w2s thing", starts_with_w2s), -1);
+    assert_non_null(strstr(err_message(), "/a: exists and is not a w2s thing (refusing to overwrite it)"));
+    assert_int_equal(file_write_atomic(b, "W2S data", 8), 0);
+    assert_int_equal(output_path_check(b, "w2s thing", starts_with_w2s), 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(output_path_check(sub, "w2s thing", starts_with_w2s), -1);
+    assert_int_equal(rmdir(sub), 0);
+    remove(a);
+    remove(b);
+    remove(link_a);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* An output's lock follows the file through atomic replacements: the path
+ * is locked by this process before, after and across each rename. */
+static void test_output_lock_moves_with_the_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/w2s-test-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/out.ckpt", dir);
+    filelock lock;
+    int created = 0;
+    assert_int_equal(filelock_acquire_output(&lock, path, "train", &created), 0);
+    assert_int_equal(created, 1);
+    assert_true(filelock_holder(path) == getpid());
+    for (int i = 0; i < 2; i++) {
+        atomic_file af;
+        assert_int_equal(atomic_file_open(&af, path), 0);
+        assert_int_equal(atomic_file_write(&af, "data", 4), 0);
+        assert_int_equal(atomic_file_commit_locked(&af, &lock, "train"), 0);
+        assert_int_equal(filelock_holds(&lock, path), 1);
+        assert_true(filelock_holder(path) == getpid());
+    }
+    filelock other;
+    assert_int_equal(filelock_acquire_output(&other, path, "train", &created), -1);
+    assert_int_equal(created, 0);
+    assert_non_null(strstr(err_message(), "is being written by another train (pid "));
+    filelock_release(&lock);
+    assert_true(filelock_holder(path) == 0);
+    remove(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_atomic_write_unwritable_dir(void **state)
 {
     (void)state;
@@ -288,6 +363,8 @@ int main(void)
         cmocka_unit_test(test_missing_file_is_named),
         cmocka_unit_test(test_atomic_write_round_trip),
         cmocka_unit_test(test_atomic_write_unwritable_dir),
+        cmocka_unit_test(test_output_path),
+        cmocka_unit_test(test_output_lock_moves_with_the_file),
         cmocka_unit_test(test_err_wrap),
         cmocka_unit_test(test_cli_parse),
         cmocka_unit_test(test_mem_overflow),

@@ -321,43 +321,78 @@ static void test_checkpoint_v1(void **state)
     free(file);
 }
 
-/* A resume checkpoint: config V3 L1 H1 C2 T2 without a tokenizer, AdamW
- * moments, step 7 and a train state (W2STRAIN version 1). */
+/* The resume checkpoints' shared part: config V3 L1 H1 C2 T2 without a
+ * tokenizer, AdamW moments, step 7, and a train state of state_len bytes
+ * whose version 1 fields are the golden values. The state is decoded into
+ * *ts (release with train_state_free); ck stays open for the caller. */
+static void check_resume_checkpoint(const char *name, size_t state_len, checkpoint *ck, train_state *ts,
+                                    unsigned char **file, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "tests/golden/%s", name);
+    *file = golden(name, len);
+    check_checkpoint_bytes(*file, *len, 0, 88, 1, state_len, 0x48a8e4809d14e78cULL);
+    assert_int_equal(checkpoint_read(path, ck), 0);
+    const model_config want = {3, 1, 1, 2, 2};
+    assert_memory_equal(&ck->config, &want, sizeof want);
+    assert_int_equal(ck->tokenizer_len, 0);
+    assert_non_null(ck->adam_m);
+    assert_non_null(ck->adam_v);
+    for (size_t i = 0; i < 88; i++) {
+        assert_true(ck->params[i] == (float)((int)(i % 7) - 3) / 8.0f);
+        assert_true(ck->adam_m[i] == (float)(i % 5) / 16.0f);
+        assert_true(ck->adam_v[i] == (float)(i % 3 + 1) / 32.0f);
+    }
+    assert_int_equal(ck->step, 7);
+    assert_true(ck->hash == 0x48a8e4809d14e78cULL);
+    assert_int_equal(ck->train_state_len, state_len);
+    assert_memory_equal(ck->train_state, "W2STRAIN", 8);
+    assert_int_equal(train_state_decode(ck->train_state, ck->train_state_len, "golden", ts), 0);
+    assert_true(ts->settings_hash == 0x0123456789abcdefULL);
+    assert_true(ts->gt.epoch == 1 && ts->gt.index == 2);
+    assert_true(ts->kd.epoch == 3 && ts->kd.index == 4);
+    assert_true(ts->best_eval == 2.5);
+    assert_true(ts->best_step == 5);
+    assert_true(ts->tokens_seen == 12345);
+}
+
+/* A resume checkpoint with a version 1 train state (no settings text): still
+ * read; the checkpoint itself is written again byte for byte. */
 static void test_checkpoint_v1_resume(void **state)
 {
     (void)state;
-    size_t len;
-    unsigned char *file = golden("checkpoint_v1_resume.ckpt", &len);
-    check_checkpoint_bytes(file, len, 0, 88, 1, TRAIN_STATE_BYTES, 0x48a8e4809d14e78cULL);
-
     checkpoint ck;
-    assert_int_equal(checkpoint_read("tests/golden/checkpoint_v1_resume.ckpt", &ck), 0);
-    const model_config want = {3, 1, 1, 2, 2};
-    assert_memory_equal(&ck.config, &want, sizeof want);
-    assert_int_equal(ck.tokenizer_len, 0);
-    assert_non_null(ck.adam_m);
-    assert_non_null(ck.adam_v);
-    for (size_t i = 0; i < 88; i++) {
-        assert_true(ck.params[i] == (float)((int)(i % 7) - 3) / 8.0f);
-        assert_true(ck.adam_m[i] == (float)(i % 5) / 16.0f);
-        assert_true(ck.adam_v[i] == (float)(i % 3 + 1) / 32.0f);
-    }
-    assert_int_equal(ck.step, 7);
-    assert_true(ck.hash == 0x48a8e4809d14e78cULL);
-
-    assert_int_equal(ck.train_state_len, TRAIN_STATE_BYTES);
-    assert_memory_equal(ck.train_state, "W2STRAIN", 8);
     train_state ts;
-    assert_int_equal(train_state_decode(ck.train_state, ck.train_state_len, "golden", &ts), 0);
-    assert_true(ts.settings_hash == 0x0123456789abcdefULL);
-    assert_true(ts.gt.epoch == 1 && ts.gt.index == 2);
-    assert_true(ts.kd.epoch == 3 && ts.kd.index == 4);
-    assert_true(ts.best_eval == 2.5);
-    assert_true(ts.best_step == 5);
-    assert_true(ts.tokens_seen == 12345);
-    unsigned char again[TRAIN_STATE_BYTES];
-    train_state_encode(&ts, again);
-    assert_memory_equal(again, ck.train_state, TRAIN_STATE_BYTES);
+    unsigned char *file;
+    size_t len;
+    check_resume_checkpoint("checkpoint_v1_resume.ckpt", TRAIN_STATE_V1_BYTES, &ck, &ts, &file, &len);
+    assert_int_equal(bytes_get_u32(ck.train_state + 8), 1);
+    assert_null(ts.settings);
+    check_rewrite(&ck, file, len);
+    checkpoint_free(&ck);
+    free(file);
+}
+
+/* The same with a version 2 train state: the version 1 fields, then the
+ * settings text, which train_state_encode writes again byte for byte. */
+static void test_checkpoint_train_state_v2(void **state)
+{
+    (void)state;
+    static const char text[] = "--lr\t0.003\n--gt gt.txt content\thash 00000000deadbeef\n";
+    checkpoint ck;
+    train_state ts;
+    unsigned char *file;
+    size_t len;
+    check_resume_checkpoint("checkpoint_v1_train_state_v2.ckpt", TRAIN_STATE_V1_BYTES + 4 + strlen(text),
+                            &ck, &ts, &file, &len);
+    assert_int_equal(bytes_get_u32(ck.train_state + 8), 2);
+    assert_string_equal(ts.settings, text);
+    unsigned char *again;
+    size_t again_len;
+    assert_int_equal(train_state_encode(&ts, &again, &again_len), 0);
+    assert_same_bytes(again, again_len, ck.train_state, ck.train_state_len);
+    free(again);
+    train_state_free(&ts);
     check_rewrite(&ck, file, len);
     checkpoint_free(&ck);
     free(file);
@@ -372,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_tokenizer_v1),
         cmocka_unit_test(test_checkpoint_v1),
         cmocka_unit_test(test_checkpoint_v1_resume),
+        cmocka_unit_test(test_checkpoint_train_state_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

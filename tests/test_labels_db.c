@@ -176,7 +176,7 @@ static void test_not_a_database(void **state)
     assert_null(labels_db_open_read(path_of("empty.db")));
 }
 
-static void test_insert_has_record(void **state)
+static void test_insert_stored_windows(void **state)
 {
     (void)state;
     const char *p = path_of("c.db");
@@ -188,15 +188,23 @@ static void test_insert_has_record(void **state)
     insert_row(db, "corpus.tar", 0, 1, 0xffffffffffffff00u, 3, 2.0);
     insert_row(db, "corpus.tar", 1, 0, 77, 4, 3.0);
     assert_int_equal(labels_db_commit(db), 0);
-    int present = -1;
-    assert_int_equal(labels_db_has_record(db, "corpus.tar", "", 0, 0xffffffffffffff00u, &present), 0);
-    assert_int_equal(present, 1);
-    assert_int_equal(labels_db_has_record(db, "corpus.tar", "", 2, 5, &present), 0);
-    assert_int_equal(present, 0);
-    assert_int_equal(labels_db_has_record(db, "other", "", 1, 77, &present), 0);
-    assert_int_equal(present, 0);
-    assert_int_equal(labels_db_has_record(db, "corpus.tar", "", 1, 78, &present), -1);
+    int64_t stored = -1;
+    assert_int_equal(labels_db_stored_windows(db, "corpus.tar", "", 0, 0xffffffffffffff00u, &stored), 0);
+    assert_int_equal(stored, 2);
+    assert_int_equal(labels_db_stored_windows(db, "corpus.tar", "", 1, 77, &stored), 0);
+    assert_int_equal(stored, 1);
+    assert_int_equal(labels_db_stored_windows(db, "corpus.tar", "", 2, 5, &stored), 0);
+    assert_int_equal(stored, 0);
+    assert_int_equal(labels_db_stored_windows(db, "other", "", 1, 77, &stored), 0);
+    assert_int_equal(stored, 0);
+    assert_int_equal(labels_db_stored_windows(db, "corpus.tar", "", 1, 78, &stored), -1);
     assert_non_null(strstr(err_message(), "input changed"));
+    /* windows that are not 0 .. n - 1 are not distill's */
+    assert_int_equal(labels_db_begin(db), 0);
+    insert_row(db, "gaps", 0, 1, 9, 3, 1.0);
+    assert_int_equal(labels_db_commit(db), 0);
+    assert_int_equal(labels_db_stored_windows(db, "gaps", "", 0, 9, &stored), -1);
+    assert_non_null(strstr(err_message(), "not windows 0 to 0"));
     /* The same identity twice is refused. */
     int32_t tokens[2] = {1, 2};
     labels_row dup = {"corpus.tar", "", 1, 0, 77, 2, tokens, tok_blob, 1, 0, 0, 0, 0};
@@ -207,14 +215,14 @@ static void test_insert_has_record(void **state)
     assert_int_equal(labels_db_insert(db, &dup), -1);
     int64_t seqs, toks;
     assert_int_equal(labels_db_count(db, &seqs, &toks), 0);
-    assert_true(seqs == 3 && toks == 12);
+    assert_true(seqs == 4 && toks == 15);   /* with the "gaps" row */
     /* An uncommitted batch is rolled back at close. */
     assert_int_equal(labels_db_begin(db), 0);
     insert_row(db, "corpus.tar", 5, 0, 5, 3, 1.0);
     assert_int_equal(labels_db_close(db), 0);
     db = labels_db_open_read(p);
     assert_int_equal(labels_db_count(db, &seqs, &toks), 0);
-    assert_true(seqs == 3);
+    assert_true(seqs == 4);
 
     int32_t got[8];
     unsigned char *blob = NULL;
@@ -396,7 +404,7 @@ int main(void)
         cmocka_unit_test(test_create_reopen_meta),
         cmocka_unit_test(test_refuses_mismatch),
         cmocka_unit_test(test_not_a_database),
-        cmocka_unit_test(test_insert_has_record),
+        cmocka_unit_test(test_insert_stored_windows),
         cmocka_unit_test(test_select_conditions),
         cmocka_unit_test(test_corrupt_rows),
         cmocka_unit_test(test_merge),

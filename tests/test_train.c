@@ -34,6 +34,7 @@
 #include "labels/softlabel.h"
 #include "text/tokenizer.h"
 #include "text/window.h"
+#include "support_cli.h"
 #include "support_fixtures.h"
 
 enum { TEACHER_K = 8 };
@@ -302,6 +303,26 @@ static void test_resume_after_stop(void **state)
     assert_true(stderr_has("part.ckpt.resume"));
 }
 
+/* A resume with other data or settings is refused, naming each difference. */
+static void test_resume_names_what_changed(void **state)
+{
+    (void)state;
+    assert_int_equal(scli_copy_file(path_in("gt.txt"), path_in("gt_copy.txt")), 0);
+    const char *args = "--records line --layers 1 --heads 2 --channels 32 --seq 32 --steps 6 --batch 2 "
+                       "--tokenizer teacher.ckpt --out fp.ckpt --quiet";
+    assert_int_equal(run_train("--gt gt_copy.txt %s --lr 3e-3 --stop-at 2", args), 0);
+    assert_int_equal(run_train("--gt gt_copy.txt %s --lr 1e-3 --resume", args), 1);
+    assert_true(stderr_has("fp.ckpt.resume: the run differs from the one that wrote it: "
+                           "--lr: 0.003 in the run, 0.001 now; rerun without --resume"));
+    write_text("gt_copy.txt", 150, 9);
+    uint64_t before = file_hash("fp.ckpt.resume");
+    assert_int_equal(run_train("--gt gt_copy.txt %s --lr 3e-3 --resume", args), 1);
+    assert_true(stderr_has("--gt gt_copy.txt: content changed since the run started (hash "));
+    assert_int_equal(file_hash("fp.ckpt.resume"), before);
+    assert_int_equal(scli_copy_file(path_in("gt.txt"), path_in("gt_copy.txt")), 0);
+    assert_int_equal(run_train("--gt gt_copy.txt %s --lr 3e-3 --resume", args), 0);
+}
+
 /* Killed at an arbitrary moment (after some checkpoint), resumed: same end. */
 static void test_resume_after_kill(void **state)
 {
@@ -326,6 +347,120 @@ static void test_resume_after_kill(void **state)
     assert_true(same_file("full.ckpt.resume", "killed.ckpt.resume"));
 }
 
+/* Refused (exit 1, message naming out and why), leaving every file as it was. */
+static void refused_unchanged(const char *args, const char *name, const char *why)
+{
+    uint64_t before = file_hash(name);
+    assert_int_equal(run_train("--gt gt.txt --records line --steps 2 --batch 2 --quiet %s", args), 1);
+    assert_true(stderr_has(why));
+    assert_int_equal(file_hash(name), before);
+}
+
+/* Outputs go to new paths or over files w2s made, never over a user's file
+ * or an input of the same run. */
+static void test_outputs_never_overwrite_user_files(void **state)
+{
+    (void)state;
+    assert_int_equal(scli_copy_file(path_in("gt.txt"), path_in("mine.txt")), 0);
+    assert_int_equal(scli_copy_file(path_in("teacher.ckpt"), path_in("init.ckpt")), 0);
+    refused_unchanged("--out gt.txt", "gt.txt", "gt.txt: --out is also --gt (refusing to overwrite it)");
+    refused_unchanged("--out mine.txt", "mine.txt",
+                      "mine.txt: exists and is not a w2s checkpoint (refusing to overwrite it)");
+    refused_unchanged("--out o.ckpt --metrics mine.txt", "mine.txt",
+                      "mine.txt: exists and is not a w2s metrics file (refusing to overwrite it)");
+    refused_unchanged("--out o.ckpt --labels labels.db --metrics labels.db", "labels.db",
+                      "--metrics is also --labels");
+    refused_unchanged("--out init.ckpt --init init.ckpt", "init.ckpt", "--out is also --init");
+    refused_unchanged("--out o.ckpt --tokenizer init.ckpt --metrics init.ckpt", "init.ckpt",
+                      "--metrics is also --tokenizer");
+    refused_unchanged("--out o.ckpt --eval-input mine.txt --metrics mine.txt", "mine.txt",
+                      "--metrics is also --eval-input");
+    assert_int_equal(scli_copy_file(path_in("gt.txt"), path_in("user.ckpt.resume")), 0);
+    refused_unchanged("--out user.ckpt", "user.ckpt.resume", "user.ckpt.resume: exists and is not a w2s");
+    refused_unchanged("--out ./o.ckpt --metrics o.ckpt", "gt.txt", "--metrics is also --out");
+    assert_false(file_exists(path_in("o.ckpt")));
+    assert_false(file_exists(path_in("user.ckpt")));
+    /* its own outputs are overwritten, and empty files are taken */
+    assert_int_equal(scli_write_file(path_in("empty.ckpt"), "", 0), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(run_train("--gt gt.txt --records line %s --steps 2 --batch 2 --quiet "
+                                   "--tokenizer teacher.ckpt --out empty.ckpt --metrics m.jsonl", TINY), 0);
+    assert_true(checkpoint_has_magic(path_in("empty.ckpt")) == 1);
+}
+
+/* A second train on the same OUT is refused by name while the first runs. */
+static void test_two_trains_on_one_out(void **state)
+{
+    (void)state;
+    const char *argv[] = {"train", "--gt", "gt.txt", "--records", "line", "--layers", "1", "--heads",
+                          "2", "--channels", "32", "--seq", "32", "--steps", "1000000", "--batch", "2",
+                          "--tokenizer", "teacher.ckpt", "--out", "busy.ckpt", "--quiet", NULL};
+    pid_t pid = scli_spawn(argv, dir, NULL, 0);
+    assert_true(pid > 0);
+    for (int i = 0; i < 3000 && !file_exists(path_in("busy.ckpt")); i++)
+        usleep(10000);
+    int rc = run_train("--gt gt.txt --records line %s --steps 2 --batch 2 --tokenizer teacher.ckpt "
+                       "--out busy.ckpt --quiet", TINY);
+    char want[128];
+    snprintf(want, sizeof want, "busy.ckpt: is being written by another train (pid %ld)", (long)pid);
+    int named = stderr_has(want);
+    kill(pid, SIGKILL);
+    assert_int_equal(scli_wait(pid), 128 + SIGKILL);
+    assert_int_equal(rc, 1);
+    assert_true(named);
+    /* the killed run leaves at most an empty OUT, which the next run takes */
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 2 --batch 2 --tokenizer teacher.ckpt "
+                               "--out busy.ckpt --quiet", TINY), 0);
+    assert_true(checkpoint_has_magic(path_in("busy.ckpt")) == 1);
+    /* a refused setup leaves no OUT behind */
+    assert_int_equal(run_train("--gt missing.txt %s --out never.ckpt --quiet", TINY), 1);
+    assert_false(file_exists(path_in("never.ckpt")));
+}
+
+/* A labels.db that distill is still writing is refused with the writer's
+ * pid; one an interrupted distill left unfinished needs --allow-partial-labels. */
+static void test_unfinished_labels_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(scli_copy_file(path_in("labels.db"), path_in("partial.db")), 0);
+    labels_db *rd = labels_db_open_read(path_in("partial.db"));
+    assert_non_null(rd);
+    labels_meta meta;
+    assert_int_equal(labels_db_meta(rd, &meta), 0);
+    assert_int_equal(meta.complete, 1);   /* no 'complete' key: an older database, complete */
+    labels_db_close(rd);
+    labels_db *db = labels_db_open_write(path_in("partial.db"), &meta);
+    assert_non_null(db);
+    assert_int_equal(labels_db_set_complete(db, 0), 0);
+    const char *args = "--gt gt.txt --records line --layers 1 --heads 2 --channels 32 --seq 32 --steps 2 "
+                       "--batch 2 --kd-batch 2 --labels partial.db --quiet";
+    assert_int_equal(run_train("%s --out p.ckpt", args), 1);
+    char want[128];
+    snprintf(want, sizeof want, "partial.db is being written by distill (pid %ld); wait for it to finish",
+             (long)getpid());
+    assert_true(stderr_has(want));
+    assert_int_equal(labels_db_close(db), 0);
+    labels_meta_free(&meta);
+    assert_int_equal(run_train("%s --out p.ckpt", args), 1);
+    assert_true(stderr_has("partial.db: left unfinished by an interrupted distill"));
+    assert_false(file_exists(path_in("p.ckpt")));
+    assert_int_equal(run_train("%s --out p.ckpt --allow-partial-labels", args), 0);
+}
+
+/* mpirun -np 2 of the plain build would run two whole jobs writing the same
+ * --metrics and --out: refused before anything is written. */
+static void test_plain_build_under_mpirun_refused(void **state)
+{
+    (void)state;
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    int rc = run_train("--gt gt.txt --records line %s --steps 2 --out mpi.ckpt --metrics mpi.jsonl --quiet", TINY);
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    assert_int_equal(rc, 1);
+    assert_true(stderr_has("started by mpirun as one of 2 processes, but this build has no MPI"));
+    assert_false(file_exists(path_in("mpi.jsonl")));
+    assert_false(file_exists(path_in("mpi.ckpt")));
+}
+
 static void test_labels_db_unchanged(void **state)
 {
     (void)state;
@@ -336,28 +471,41 @@ static void test_labels_db_unchanged(void **state)
     assert_int_equal(file_hash("labels.db"), before);
 }
 
+/* An OUT that a failed run must leave alone: it starts like a checkpoint, so
+ * only the failure under test can refuse the run. */
+static const char keep_ckpt[] = "W2SCKPT\0keep";
+
+static int keep_unchanged(void)
+{
+    unsigned char *data;
+    size_t len;
+    if (file_read_all(path_in("keep.ckpt"), &data, &len) < 0)
+        return 0;
+    int same = len == sizeof keep_ckpt && memcmp(data, keep_ckpt, len) == 0;
+    free(data);
+    return same;
+}
+
 static void test_mismatched_tokenizer_refused(void **state)
 {
     (void)state;
     assert_int_equal(run_train("--gt other.txt --records line %s --vocab 280 --steps 2 --out othertok.ckpt --quiet",
                                TINY), 0);
-    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), "keep", 4), 0);
+    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), keep_ckpt, sizeof keep_ckpt), 0);
     assert_int_not_equal(run_train("--gt gt.txt --records line %s --steps 2 --labels labels.db "
                                    "--tokenizer othertok.ckpt --out keep.ckpt", TINY), 0);
     assert_true(stderr_has("othertok.ckpt"));
     assert_int_not_equal(run_train("--gt gt.txt --records line --steps 2 --labels labels.db "
                                    "--init othertok.ckpt --out keep.ckpt"), 0);
     assert_true(stderr_has("othertok.ckpt"));
-    char *kept = read_text("keep.ckpt");
-    assert_string_equal(kept, "keep");
-    free(kept);
+    assert_true(keep_unchanged());
     assert_false(file_exists(path_in("keep.ckpt.resume")));
 }
 
 static void test_bad_inputs_refused(void **state)
 {
     (void)state;
-    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), "keep", 4), 0);
+    assert_int_equal(file_write_atomic(path_in("keep.ckpt"), keep_ckpt, sizeof keep_ckpt), 0);
     /* alpha outside [0, 1]: usage error */
     assert_int_equal(run_train("--gt gt.txt --labels labels.db --alpha 1.5 --out keep.ckpt"), 2);
     assert_int_equal(run_train("--gt gt.txt --bogus --out keep.ckpt"), 2);
@@ -387,9 +535,7 @@ static void test_bad_inputs_refused(void **state)
     sqlite3_close(db);
     assert_int_equal(run_train("--gt gt.txt --records line %s --labels v99.db --steps 2 --out keep.ckpt", TINY), 1);
     assert_true(stderr_has("v99.db"));
-    char *kept = read_text("keep.ckpt");
-    assert_string_equal(kept, "keep");
-    free(kept);
+    assert_true(keep_unchanged());
     assert_false(file_exists(path_in("keep.ckpt.resume")));
 }
 
@@ -520,7 +666,7 @@ static void test_precision(void **state)
     assert_false(same_file("b1.ckpt", "p32.ckpt"));
     /* a bf16 run's resume state is refused by an fp32 run */
     assert_int_equal(run_train("--gt gt.txt --records line %s --steps 3 --resume --out b1.ckpt", TINY), 1);
-    assert_true(stderr_has("other settings"));
+    assert_true(stderr_has("--precision: bf16 in the run, fp32 now"));
 }
 
 static void test_help_and_version(void **state)
@@ -578,7 +724,12 @@ int main(void)
         cmocka_unit_test(test_alpha0_ignores_gt),
         cmocka_unit_test(test_resume_after_stop),
         cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test(test_resume_names_what_changed),
         cmocka_unit_test(test_labels_db_unchanged),
+        cmocka_unit_test(test_unfinished_labels_refused),
+        cmocka_unit_test(test_plain_build_under_mpirun_refused),
+        cmocka_unit_test(test_outputs_never_overwrite_user_files),
+        cmocka_unit_test(test_two_trains_on_one_out),
         cmocka_unit_test(test_mismatched_tokenizer_refused),
         cmocka_unit_test(test_bad_inputs_refused),
         cmocka_unit_test(test_kd_student_learns_teacher_text),

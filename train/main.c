@@ -3,8 +3,8 @@
  * the KD loss, or evaluates a model (--eval); `train import` / `train export`
  * convert Hugging Face GPT-2 directories (hf_convert.c). This file parses the
  * options and orchestrates; the work is in trainer.c (step loop),
- * train_setup.c, gt_data.c, gt_batch.c, label_reader.c, targets.c,
- * objective.c, eval.c and metrics.c.
+ * train_setup.c, train_settings.c, gt_data.c, gt_batch.c, label_reader.c,
+ * targets.c, objective.c, eval.c and metrics.c.
  *
  * Under mpirun (built with make MPI=1) every rank runs the same command: the
  * trainer splits each step's rows over the ranks, and rank 0 alone prints and

@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "base/json_out.h"
 #include "base/mem.h"
+#include "base/output_path.h"
 
 #include <stdlib.h>
 
@@ -27,6 +28,12 @@ metrics *metrics_open(const char *path, int append)
         return NULL;
     }
     return mt;
+}
+
+int metrics_file_is_ours(const char *path)
+{
+    static const char first_key[] = "{\"step\":";   /* json_out keeps the keys' order */
+    return output_path_starts_with(path, first_key, sizeof first_key - 1);
 }
 
 int metrics_write(metrics *mt, const metrics_step *s)

@@ -17,6 +17,9 @@ typedef struct metrics metrics;
 /* Opens path for JSON lines, truncating it, or appending when append (a
  * resumed run). @return the writer, or NULL + message naming path. */
 metrics *metrics_open(const char *path, int append);
+/* The is_kind test of base/output_path.h for --metrics: 1 when path's first
+ * line is a step object of this writer, 0 when not, -1 + message. */
+int metrics_file_is_ours(const char *path);
 /* Appends one line and flushes it. @return 0, or -1 + message naming the file. */
 int metrics_write(metrics *mt, const metrics_step *s);
 /* Closes the file. @return 0, or -1 + message (write error). NULL is fine. */

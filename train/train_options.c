@@ -39,6 +39,9 @@ static const char usage_text[] =
     "                         functions work too, e.g. 'topk_entropy(topk) < 1.5'\n"
     "  --labels-where-seconds S  stop a condition still running after S seconds\n"
     "                         (default 60; 0 = no limit)\n"
+    "  --allow-partial-labels train on a labels.db that an interrupted distill left\n"
+    "                         unfinished (refused otherwise; one that distill is\n"
+    "                         still writing is always refused)\n"
     "  --labels-hard          the labeled batch gets the LM loss on the stored token\n"
     "                         ids (the real next tokens) instead of KD: the\n"
     "                         'ceiling' run; same --alpha weighting\n"
@@ -93,7 +96,9 @@ static const char usage_text[] =
     "  --out MODEL.ckpt       the trained model (parameters + tokenizer); with\n"
     "                         --eval-input the best held-out checkpoint, else the\n"
     "                         final one. The resumable state (with AdamW moments)\n"
-    "                         goes to MODEL.ckpt.resume\n"
+    "                         goes to MODEL.ckpt.resume. Outputs only replace w2s's\n"
+    "                         own files of their kind, never an input; one train\n"
+    "                         per MODEL.ckpt at a time\n"
     "  --eval-input PATH...   held-out text evaluated every --eval-every steps and\n"
     "                         at the end\n"
     "  --eval-every N         (default 100)\n"
@@ -101,7 +106,9 @@ static const char usage_text[] =
     "                         (default 100, 0 = only at the end)\n"
     "  --resume               continue from MODEL.ckpt.resume (same options); the\n"
     "                         result is bit-identical to an uninterrupted run. A\n"
-    "                         missing MODEL.ckpt.resume starts from scratch\n"
+    "                         missing MODEL.ckpt.resume starts from scratch; other\n"
+    "                         options or changed --gt, --init or --labels content\n"
+    "                         are refused, naming each difference\n"
     "  --stop-at N            stop after step N with a checkpoint, as if\n"
     "                         interrupted (continue later with --resume)\n"
     "  --metrics FILE         JSON lines per step: step, lm_loss, kd_loss, loss, lr,\n"
@@ -120,7 +127,8 @@ static const char usage_text[] =
     "  --help, --version\n";
 
 enum {
-    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_WHERE_SECONDS, OPT_LABELS_HARD,
+    OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_WHERE_SECONDS,
+    OPT_LABELS_HARD, OPT_ALLOW_PARTIAL,
     OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_AUX_CONF, OPT_AUX_WARMUP, OPT_PRESET, OPT_LAYERS,
     OPT_HEADS, OPT_CHANNELS, OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS,
     OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
@@ -138,6 +146,7 @@ static const struct option long_options[] = {
     {"labels-where", required_argument, NULL, OPT_LABELS_WHERE},
     {"labels-where-seconds", required_argument, NULL, OPT_LABELS_WHERE_SECONDS},
     {"labels-hard", no_argument, NULL, OPT_LABELS_HARD},
+    {"allow-partial-labels", no_argument, NULL, OPT_ALLOW_PARTIAL},
     {"alpha", required_argument, NULL, OPT_ALPHA},
     {"tau", required_argument, NULL, OPT_TAU},
     {"kd-tail", required_argument, NULL, OPT_KD_TAIL},
@@ -215,8 +224,10 @@ static void check_train_mode(train_options *o, int alpha_given)
     if (!o->out)
         usage_die("--out MODEL.ckpt is required");
     if (!o->labels) {
-        if (o->labels_where || o->labels_hard || o->labels_only || o->aux_conf > 0)
-            usage_die("--labels-where, --labels-hard, --labels-only and --aux-conf need --labels");
+        if (o->labels_where || o->labels_hard || o->labels_only || o->aux_conf > 0 ||
+            o->allow_partial_labels)
+            usage_die("--labels-where, --labels-hard, --labels-only, --aux-conf and "
+                      "--allow-partial-labels need --labels");
         if (alpha_given && o->alpha != 1.0)
             usage_die("--alpha below 1 needs --labels");
         o->alpha = 1.0;
@@ -292,6 +303,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
             o->labels_where_seconds = cli_double_arg(prog, "--labels-where-seconds", optarg, 0.0, 1e9);
             break;
         case OPT_LABELS_HARD: o->labels_hard = 1; break;
+        case OPT_ALLOW_PARTIAL: o->allow_partial_labels = 1; break;
         case OPT_ALPHA: o->alpha = cli_double_arg(prog, "--alpha", optarg, 0.0, 1.0); alpha_given = 1; break;
         case OPT_TAU: o->tau = cli_double_arg(prog, "--tau", optarg, 0.01, 100.0); break;
         case OPT_KD_TAIL:

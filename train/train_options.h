@@ -22,6 +22,7 @@ typedef struct train_options {
     const char *labels, *labels_where;
     double labels_where_seconds;   /* --labels-where-seconds, default 60 */
     int labels_hard;
+    int allow_partial_labels;      /* accept a labels.db an interrupted distill left unfinished */
     double alpha;                  /* default 0.5 with --labels, 1 without */
     double tau;
     kd_tail_mode kd_tail;

@@ -8,14 +8,17 @@
 #include "base/fileio.h"
 #include "gt_batch.h"
 #include "base/mem.h"
+#include "base/output_path.h"
+#include "metrics.h"
+#include "train_settings.h"
 #include "base/mpi_comm.h"
 #include "labels/softlabel.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 /* Tokenizer hash of a checkpoint's (or database's) blob, named by path. */
@@ -123,6 +126,25 @@ static int resolve_config(train_run *r, const checkpoint *init_ck)
     return 0;
 }
 
+/* Opens --labels, refusing a database distill is still writing and, unless
+ * --allow-partial-labels, one an interrupted distill left unfinished. */
+static int open_labels(train_run *r)
+{
+    const char *path = r->o->labels;
+    pid_t writer = filelock_holder(path);
+    if (writer < 0)
+        return -1;
+    if (writer > 0)
+        return err_set("%s is being written by distill (pid %ld); wait for it to finish", path,
+                       (long)writer);
+    if (!(r->labels = label_reader_open(path, r->o->labels_where, r->o->labels_where_seconds)))
+        return -1;
+    if (!label_reader_meta(r->labels)->complete && !r->o->allow_partial_labels)
+        return err_set("%s: left unfinished by an interrupted distill (rerun that distill to finish "
+                       "it, or pass --allow-partial-labels to train on what it holds)", path);
+    return 0;
+}
+
 static int check_labels(train_run *r)
 {
     const labels_meta *meta = label_reader_meta(r->labels);
@@ -149,6 +171,22 @@ static int check_labels(train_run *r)
     return 0;
 }
 
+/* Loads every --gt path into t, one after the other, with the content hash
+ * of each path's records in r->gt_content (README, "Determinism and resume"). */
+static int load_gt_hashed(train_run *r, gt_texts *t)
+{
+    const train_options *o = r->o;
+    if (!(r->gt_content = mem_calloc((size_t)o->n_gt, sizeof *r->gt_content, "GT hashes")))
+        return -1;
+    for (int i = 0; i < o->n_gt; i++) {
+        size_t len0 = t->len, n0 = t->n;
+        TRY(gt_texts_load(t, &o->gt[i], 1, &o->records));
+        const unsigned char *added = t->len > len0 ? t->bytes + len0 : (const unsigned char *)"";
+        r->gt_content[i] = XXH3_64bits_withSeed(added, t->len - len0, t->n - n0);
+    }
+    return 0;
+}
+
 static int load_windows(train_run *r, gt_windows *w, const char *const *paths, int n, const char *opt)
 {
     gt_texts t = {0};
@@ -161,59 +199,31 @@ static int load_windows(train_run *r, gt_windows *w, const char *const *paths, i
     return rc;
 }
 
-/* Appends printf output to a growing string (for the settings fingerprint). */
-static int append(char **s, size_t *len, size_t *cap, const char *fmt, ...) W2S_PRINTF(4, 5);
-static int append(char **s, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(*s ? *s + *len : NULL, *s ? *cap - *len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return err_set("settings: formatting failed");
-        if (*s && *len + (size_t)n < *cap) {
-            *len += (size_t)n;
-            return 0;
-        }
-        TRY(mem_reserve((void **)s, cap, *len + (size_t)n + 1, 1, "settings"));
-    }
-}
-
-/* XXH3 of every option that shapes the trajectory (not threads, evaluation,
- * checkpoint cadence or output), plus the labels' teacher and row count so a
- * database that grew since the checkpoint is noticed. */
-static int settings_hash(const train_run *r, uint64_t *hash)
+/* The refusals of base/output_path.h for every file the run writes. */
+static int check_outputs(const train_run *r)
 {
     const train_options *o = r->o;
-    char *s = NULL;
-    size_t len = 0, cap = 0;
-    int rc = append(&s, &len, &cap, "records %d %s|", (int)o->records.mode, o->records.field);
-    for (int i = 0; rc == 0 && i < o->n_gt; i++)
-        rc = append(&s, &len, &cap, "gt %s|", o->gt[i]);
-    if (rc == 0)
-        rc = append(&s, &len, &cap,
-                    "labels %s|where %s|hard %d|alpha %a|tau %a|tail %d|preset %s|L %d H %d C %d T %d|"
-                    "init %s|tokenizer %s|vocab %d|steps %ld|batch %d %d|lr %a|warmup %ld|wd %a|"
-                    "clip %a|seed %llu|tok %016llx",
-                    o->labels ? o->labels : "", o->labels_where ? o->labels_where : "",
-                    o->labels_hard, o->alpha, o->tau, (int)o->kd_tail, o->preset ? o->preset : "",
-                    o->layers, o->heads, o->channels, o->seq, o->init ? o->init : "",
-                    o->tokenizer ? o->tokenizer : "", o->vocab, r->total_steps, o->batch,
-                    o->kd_batch, o->lr, r->warmup, o->weight_decay, o->clip,
-                    (unsigned long long)o->seed, (unsigned long long)tok_hash(r->tok));
-    if (rc == 0 && o->precision != MODEL_FP32) /* absent in fp32, as before it existed */
-        rc = append(&s, &len, &cap, "|precision %s", model_precision_name(o->precision));
-    if (rc == 0 && o->aux_conf > 0)   /* absent when off: older resume states stay valid */
-        rc = append(&s, &len, &cap, "|aux %a %ld", o->aux_conf, o->aux_warmup);
-    if (rc == 0 && r->labels)
-        rc = append(&s, &len, &cap, "|teacher %016llx rows %zu",
-                    (unsigned long long)label_reader_meta(r->labels)->teacher_hash,
-                    label_reader_rows(r->labels));
-    if (rc == 0)
-        *hash = XXH3_64bits(s, len);
-    free(s);
-    return rc;
+    const char *outs[] = {o->out, r->resume_path, o->metrics};
+    const char *out_opts[] = {"--out", "--out's .resume", "--metrics"};
+    const char *ins[] = {o->labels, o->init, o->tokenizer};
+    const char *in_opts[] = {"--labels", "--init", "--tokenizer"};
+    for (int i = 0; i < 3; i++) {
+        if (!outs[i])
+            continue;
+        for (int j = 0; j < o->n_gt; j++)
+            TRY(output_path_distinct(outs[i], out_opts[i], o->gt[j], "--gt"));
+        for (int j = 0; j < o->n_eval_input; j++)
+            TRY(output_path_distinct(outs[i], out_opts[i], o->eval_input[j], "--eval-input"));
+        for (int j = 0; j < 3; j++)
+            TRY(output_path_distinct(outs[i], out_opts[i], ins[j], in_opts[j]));
+        for (int j = 0; j < i; j++)
+            TRY(output_path_distinct(outs[i], out_opts[i], outs[j], out_opts[j]));
+    }
+    TRY(output_path_check(o->out, "w2s checkpoint", checkpoint_has_magic));
+    TRY(output_path_check(r->resume_path, "w2s checkpoint", checkpoint_has_magic));
+    if (o->metrics)
+        TRY(output_path_check(o->metrics, "w2s metrics file", metrics_file_is_ours));
+    return 0;
 }
 
 static int count_steps(train_run *r)
@@ -316,6 +326,7 @@ int train_setup(train_run *r, const train_options *o)
     gt_texts gt_text = {0};
     int rc = -1;
     r->o = o;
+    r->out_lock.fd = -1;
     r->state.best_eval = INFINITY;
     size_t out_len = strlen(o->out);
     r->resume_path = mem_alloc(out_len + 8, "path");
@@ -323,6 +334,11 @@ int train_setup(train_run *r, const train_options *o)
         return -1;
     memcpy(r->resume_path, o->out, out_len);
     memcpy(r->resume_path + out_len, ".resume", 8);
+    if (check_outputs(r) < 0)
+        return -1;
+    if (mpi_comm_rank() == 0 && !o->labels_only &&
+        filelock_acquire_output(&r->out_lock, o->out, "train", &r->out_created) < 0)
+        return -1;
 
     if (o->resume && file_exists(r->resume_path) && load_resume(r) < 0)
         goto done;
@@ -330,9 +346,10 @@ int train_setup(train_run *r, const train_options *o)
         fprintf(stderr, "train: %s not found, starting from scratch\n", r->resume_path);
     if (o->init && checkpoint_read(o->init, &init_ck) < 0)
         goto done;
+    r->init_hash = init_ck.hash;
     if (o->tokenizer && checkpoint_read(o->tokenizer, &tok_ck) < 0)
         goto done;
-    if (o->labels && !(r->labels = label_reader_open(o->labels, o->labels_where, o->labels_where_seconds)))
+    if (o->labels && open_labels(r) < 0)
         goto done;
     r->rows_gt = o->alpha > 0.0 && !o->labels_only ? o->batch : 0;
     r->rows_kd = o->labels && (o->alpha < 1.0 || o->labels_only) ? o->kd_batch : 0;
@@ -340,7 +357,7 @@ int train_setup(train_run *r, const train_options *o)
     /* the tokenizer: resumed > labels.db > --init > --tokenizer > learned */
     int learn = !r->resumed && !o->labels && !o->init && !o->tokenizer;
     if (r->rows_gt || learn) {
-        if (gt_texts_load(&gt_text, o->gt, o->n_gt, &o->records) < 0)
+        if (load_gt_hashed(r, &gt_text) < 0)
             goto done;
         if (gt_text.n == 0) {
             err_set("--gt %s%s: empty GT set (no records)", o->gt[0], o->n_gt > 1 ? " ..." : "");
@@ -395,13 +412,15 @@ int train_setup(train_run *r, const train_options *o)
     if (count_steps(r) < 0)
         goto done;
     uint64_t hash = 0;
-    if (settings_hash(r, &hash) < 0)
+    char *settings = NULL;
+    if (train_settings_hash(r, &hash) < 0 || train_settings_text(r, &settings) < 0)
         goto done;
-    if (r->resumed && hash != r->state.settings_hash) {
-        err_set("%s: written by a run with other settings (data, labels, model, objective, steps, "
-                "batch, lr, seed or precision differ); rerun without --resume to start over", r->resume_path);
+    if (r->resumed && train_settings_check_resume(r, settings, hash) < 0) {
+        free(settings);
         goto done;
     }
+    train_state_free(&r->state);
+    r->state.settings = settings;
     r->state.settings_hash = hash;
 
     /* Rank i of n takes rows [rows * i / n, rows * (i + 1) / n). */
@@ -435,6 +454,11 @@ done:
 
 void train_run_free(train_run *r)
 {
+    struct stat st;
+    if (r->out_created && filelock_holds(&r->out_lock, r->o->out) && stat(r->o->out, &st) == 0 &&
+        st.st_size == 0)
+        remove(r->o->out);   /* the lock's file, never written: as if the run never started */
+    filelock_release(&r->out_lock);
     label_reader_close(r->labels);
     objective_free(r->obj);
     model_free(r->m);
@@ -444,5 +468,7 @@ void train_run_free(train_run *r)
     free(r->tok_blob);
     checkpoint_free(&r->resume_ck);
     free(r->resume_path);
+    free(r->gt_content);
+    train_state_free(&r->state);
     memset(r, 0, sizeof *r);
 }

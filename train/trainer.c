@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -49,12 +50,12 @@ static checkpoint model_checkpoint(const train_run *r, long step)
 }
 
 /* Rank 0 alone writes files; the other ranks hold the same model. */
-static int write_model(const train_run *r, long step)
+static int write_model(train_run *r, long step)
 {
     if (mpi_comm_rank() != 0)
         return 0;
     checkpoint ck = model_checkpoint(r, step);
-    return checkpoint_write(r->o->out, &ck);
+    return checkpoint_write_locked(r->o->out, &ck, &r->out_lock);
 }
 
 /* Every rank calls it at the same steps. Under MPI it first checks that the
@@ -69,14 +70,13 @@ static int write_resume(const train_run *r, long step)
                        "rank the same sums); stopped, the last checkpoint %s stays", step, r->resume_path);
     if (mpi_comm_rank() != 0)
         return 0;
-    unsigned char state[TRAIN_STATE_BYTES];
-    train_state_encode(&r->state, state);
     checkpoint ck = model_checkpoint(r, step);
     ck.adam_m = model_adam_m(r->m);
     ck.adam_v = model_adam_v(r->m);
-    ck.train_state = state;
-    ck.train_state_len = sizeof state;
-    return checkpoint_write(r->resume_path, &ck);
+    TRY(train_state_encode(&r->state, &ck.train_state, &ck.train_state_len));
+    int rc = checkpoint_write(r->resume_path, &ck);
+    free(ck.train_state);
+    return rc;
 }
 
 /* Forward, losses and backward of this rank's rows [row_lo, row_hi) of the

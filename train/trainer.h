@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "base/filelock.h"
 #include "nn/checkpoint.h"
 #include "eval.h"
 #include "gt_data.h"
@@ -31,6 +32,8 @@
 typedef struct train_run {
     const train_options *o;
     char *resume_path;               /* OUT.resume */
+    filelock out_lock;               /* rank 0: one train per OUT (fd -1 when not held) */
+    int out_created;                 /* OUT was created empty as the lock's file */
     int resumed;                     /* state loaded from resume_path */
     checkpoint resume_ck;            /* while setting up */
     tokenizer *tok;
@@ -45,6 +48,8 @@ typedef struct train_run {
     gt_windows gt, eval;
     label_reader *labels;            /* NULL without --labels */
     long total_steps, warmup, start_step;
+    uint64_t *gt_content;            /* per --gt path when loaded: XXH3 of its records, else NULL */
+    uint64_t init_hash;              /* --init's identity hash (checkpoint.hash) */
     train_state state;
 } train_run;
 
@@ -52,7 +57,10 @@ typedef struct train_run {
  * labels, chooses and checks the tokenizer, loads and windows the texts,
  * builds the model and its initial weights, counts the steps. Prints the
  * settings to stderr unless o->quiet. @return 0, or -1 + message naming the
- * file at fault. Writes nothing. */
+ * file at fault. Refuses outputs that would overwrite an input or a file w2s
+ * did not make (base/output_path.h), and takes OUT's writer lock (created
+ * empty when missing, removed again by train_run_free if still empty), so a
+ * second train on the same OUT is refused; writes nothing else. */
 int train_setup(train_run *r, const train_options *o);
 
 /* Runs the steps from r->start_step to the end (or --stop-at), writing

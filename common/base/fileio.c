@@ -108,9 +108,10 @@ void atomic_file_abort(atomic_file *af)
     atomic_file_release(af);
 }
 
-int atomic_file_commit(atomic_file *af)
+int atomic_file_commit_locked(atomic_file *af, filelock *lock, const char *what)
 {
     FILE *fp = af->fp;
+    filelock moved = {-1};
     af->fp = NULL;
     if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
         err_errno(af->path, "write failed");
@@ -121,9 +122,16 @@ int atomic_file_commit(atomic_file *af)
         err_errno(af->path, "write failed");
         goto fail;
     }
+    if (lock && filelock_acquire(&moved, af->tmp_path, what) < 0)
+        goto fail;
     if (rename(af->tmp_path, af->path) != 0) {
         err_errno(af->path, "cannot rename temporary file into place");
+        filelock_release(&moved);
         goto fail;
+    }
+    if (lock) {
+        filelock_release(lock);
+        *lock = moved;
     }
     atomic_file_release(af);
     return 0;
@@ -131,6 +139,11 @@ fail:
     remove(af->tmp_path);
     atomic_file_release(af);
     return -1;
+}
+
+int atomic_file_commit(atomic_file *af)
+{
+    return atomic_file_commit_locked(af, NULL, NULL);
 }
 
 int file_write_atomic(const char *path, const void *data, size_t len)

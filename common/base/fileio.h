@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stddef.h>
 
+#include "base/filelock.h"
+
 /* Reads all of path into a malloc'ed buffer (NUL-terminated for convenience,
  * the terminator not counted in *len). @return 0, or -1 naming path. */
 int file_read_all(const char *path, unsigned char **data, size_t *len);
@@ -28,6 +30,12 @@ int atomic_file_write(atomic_file *af, const void *data, size_t len);
 /* Flushes, fsyncs and renames into place; on failure removes the temporary
  * file and leaves any old file at path untouched. Releases af either way. */
 int atomic_file_commit(atomic_file *af);
+/* atomic_file_commit for an output whose writer lock (base/filelock.h,
+ * filelock_acquire_output) lock holds: the temporary file is locked before
+ * it is renamed into place and the old file's lock released after, so the
+ * path is locked at every instant; lock then holds the new file. what names
+ * the writer in a refusal ("train"). */
+int atomic_file_commit_locked(atomic_file *af, filelock *lock, const char *what);
 /* Removes the temporary file and releases af. Safe on a zeroed atomic_file. */
 void atomic_file_abort(atomic_file *af);
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -80,4 +81,33 @@ pid_t filelock_holder(const char *path)
         pid = holder_of(fd);
     close(fd);
     return pid;
+}
+
+int filelock_holds(const filelock *l, const char *path)
+{
+    struct stat held, now;
+    return l->fd >= 0 && fstat(l->fd, &held) == 0 && stat(path, &now) == 0 &&
+           held.st_dev == now.st_dev && held.st_ino == now.st_ino;
+}
+
+int filelock_acquire_output(filelock *l, const char *path, const char *what, int *created)
+{
+    *created = 0;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            close(fd);
+            *created = 1;
+        } else if (errno != EEXIST) {
+            return err_errno(path, "creating");
+        }
+        if (filelock_acquire(l, path, what) < 0)
+            return -1;
+        if (filelock_holds(l, path))
+            return 0;
+        filelock_release(l);   /* replaced meanwhile: the new file is what counts */
+        *created = 0;
+    }
+    l->fd = -1;
+    return err_set("%s: keeps being replaced by another %s", path, what);
 }

@@ -19,6 +19,16 @@ typedef struct filelock { int fd; } filelock;
  * holds it, or naming the system error. On failure l->fd is -1. */
 int filelock_acquire(filelock *l, const char *path, const char *what);
 
+/* The lock of an output that is replaced whole by renames (fileio.h's
+ * atomic_file_commit_locked): creates path empty when it is missing (then
+ * *created = 1, else 0), locks it, and when path was replaced meanwhile (its
+ * holder moved the lock to the new file) tries again on the new file.
+ * @return 0, or -1 + the message of filelock_acquire. */
+int filelock_acquire_output(filelock *l, const char *path, const char *what, int *created);
+
+/* 1 when l holds the lock on the file path names now, 0 when not. */
+int filelock_holds(const filelock *l, const char *path);
+
 /* Releases the lock (safe on a released or zeroed-then-failed lock). */
 void filelock_release(filelock *l);
 

@@ -150,8 +150,22 @@ double mpi_comm_wait_seconds(void)
 
 #else /* a world of one */
 
+#include <stdlib.h>
+
 int mpi_comm_init(int *argc, char ***argv)
 {
+    /* mpirun of a build without MPI starts N independent whole jobs that
+     * would write the same files (interleaved metrics, one checkpoint over
+     * another): refused, naming the fix. Open MPI and MPICH (Hydra) export
+     * the world size to every process they start. */
+    static const char *const size_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof size_vars / sizeof *size_vars; i++) {
+        const char *v = getenv(size_vars[i]);
+        if (v && atoi(v) > 1)
+            return err_set("started by mpirun as one of %d processes, but this build has no MPI: each "
+                           "would run the whole job and write the same files (build with make MPI=1 and "
+                           "run build/mpi/...)", atoi(v));
+    }
     return 0;
 }
 

@@ -13,7 +13,9 @@
 #include <stdint.h>
 
 /* Initialises MPI (idempotent; a process not started by mpirun is a world of
- * one). @return 0, or -1 + message. */
+ * one). The plain build refuses to run as one of several processes started
+ * by mpirun (each would do the whole job and write the same files).
+ * @return 0, or -1 + message. */
 int mpi_comm_init(int *argc, char ***argv);
 /* Finalises MPI if mpi_comm_init started it. */
 void mpi_comm_finalize(void);

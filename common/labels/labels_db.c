@@ -24,6 +24,7 @@
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/filelock.h"
+#include "base/output_path.h"
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "base/progress.h"
@@ -232,8 +233,8 @@ static int compare_meta(const char *path, const labels_meta *have, const labels_
 
 static int prepare_lookup(labels_db *d)
 {
-    return prepare(d, "SELECT content_hash FROM sequences WHERE source = ? AND member = ? "
-                      "AND record_index = ? AND window = 0", &d->has);
+    return prepare(d, "SELECT COUNT(*), MIN(content_hash), MAX(content_hash), MAX(window) "
+                      "FROM sequences WHERE source = ? AND member = ? AND record_index = ?", &d->has);
 }
 
 static int prepare_writer(labels_db *d)
@@ -324,6 +325,12 @@ static int check_same_file(const filelock *lock, const char *path)
     if (held.st_dev != now.st_dev || held.st_ino != now.st_ino)
         return err_set("%s: was replaced while opening it", path);
     return 0;
+}
+
+int labels_db_file_is_sqlite(const char *path)
+{
+    static const char header[16] = "SQLite format 3";
+    return output_path_starts_with(path, header, sizeof header);
 }
 
 labels_db *labels_db_open_write(const char *path, const labels_meta *meta)
@@ -450,12 +457,15 @@ static int meta_row(labels_db *d, sqlite3_stmt *st, labels_meta *m, unsigned *se
     }
     if (!strcmp(key, "sample_seed"))
         return meta_text(p, key, st, m->sample_seed, sizeof m->sample_seed);
+    if (!strcmp(key, "complete"))
+        return meta_int(p, key, st, &m->complete);
     return 0;
 }
 
 int labels_db_meta(labels_db *d, labels_meta *out)
 {
     memset(out, 0, sizeof *out);
+    out->complete = 1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(d->db, "SELECT key, value FROM meta", -1, &st, NULL) != SQLITE_OK)
         return db_fail(d, "reading meta");
@@ -535,24 +545,54 @@ int labels_db_commit(labels_db *d)
     return step_done(d, d->commit, "committing");
 }
 
-int labels_db_has_record(labels_db *d, const char *source, const char *member,
-                         uint64_t index, uint64_t hash, int *present)
+int labels_db_set_complete(labels_db *d, int complete)
+{
+    if (!d->writable)
+        return err_set("%s: opened read-only", d->path);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(d, "writing meta");
+    int own = sqlite3_get_autocommit(d->db);   /* not inside labels_db_begin: a transaction of its own */
+    int rc = own ? labels_db_begin(d) : 0;
+    if (rc == 0)
+        rc = put_meta_int(d, st, "complete", complete != 0);
+    sqlite3_finalize(st);
+    if (own && rc < 0 && !sqlite3_get_autocommit(d->db))
+        exec(d, "ROLLBACK", "rolling back");
+    if (own && rc == 0)
+        rc = labels_db_commit(d);
+    return rc;
+}
+
+int labels_db_stored_windows(labels_db *d, const char *source, const char *member,
+                             uint64_t index, uint64_t hash, int64_t *windows)
 {
     sqlite3_stmt *st = d->has;
     sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, member, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)index);
     int rc = sqlite3_step(st);
-    uint64_t stored = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    int64_t count = 0, last = -1;
+    uint64_t lo = hash, hi = hash;
+    if (rc == SQLITE_ROW && (count = sqlite3_column_int64(st, 0)) > 0) {
+        lo = (uint64_t)sqlite3_column_int64(st, 1);
+        hi = (uint64_t)sqlite3_column_int64(st, 2);
+        last = sqlite3_column_int64(st, 3);
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (rc != SQLITE_ROW)
         return db_fail(d, "looking up a record");
-    *present = rc == SQLITE_ROW;
-    if (*present && stored != hash)
+    if (lo != hash || hi != hash)
         return err_set("%s: input changed: record %" PRIu64 " of %s%s%s was labeled with content hash "
                        "%016" PRIx64 ", now it hashes to %016" PRIx64 " (use a new database)",
-                       d->path, index, source, *member ? ":" : "", member, stored, hash);
+                       d->path, index, source, *member ? ":" : "", member, lo != hash ? lo : hi, hash);
+    if (count > 0 && last != count - 1)
+        return err_set("%s: record %" PRIu64 " of %s%s%s has %" PRId64 " windows stored but not "
+                       "windows 0 to %" PRId64 " (not written by distill?)", d->path, index, source,
+                       *member ? ":" : "", member, count, count - 1);
+    *windows = count;
     return 0;
 }
 

@@ -2,7 +2,8 @@
  * (schema in schemas/labels.sql, compiled in as labels_schema_sql).
  *
  * distill opens it for writing (one writer, batched WAL transactions, resumable:
- * a record already stored with the same content hash is skipped); train opens
+ * the windows of a record already stored with the same content hash are
+ * skipped); train opens
  * it read-only, selects sequence ids with an optional SQL condition and reads
  * rows one by one. A handle is not thread-safe; open one per thread. */
 #ifndef W2S_LABELS_DB_H
@@ -23,6 +24,8 @@ typedef struct labels_meta {
     unsigned char *tokenizer; size_t tokenizer_len; uint64_t tokenizer_hash;
     int k; int codec_version; char tool_version[32]; char label_kind[32]; /* "topk" */
     char sample_seed[24];   /* sampled kinds: distill --seed, decimal; "" = not recorded */
+    int complete;           /* 0 while a distill or merge that wrote it has not finished
+                             * (meta key 'complete'); 1 when absent (older databases) */
 } labels_meta;
 
 typedef struct labels_db labels_db;
@@ -42,6 +45,11 @@ typedef struct labels_db labels_db;
  * @return a handle, or NULL + message. *meta is borrowed. */
 labels_db *labels_db_open_write(const char *path, const labels_meta *meta);
 
+/* The is_kind test of base/output_path.h for databases: 1 when path starts
+ * with the SQLite header (labels_db_open_write then checks the schema and
+ * meta before it changes anything), 0 when not, -1 + message. */
+int labels_db_file_is_sqlite(const char *path);
+
 /* 1 when this writer's open created the file (so a failed run that stored
  * nothing may remove it), 0 when it existed. */
 int labels_db_created(const labels_db *db);
@@ -55,14 +63,26 @@ labels_db *labels_db_open_read(const char *path);
 int labels_db_meta(labels_db *db, labels_meta *out);
 void labels_meta_free(labels_meta *m);
 
+/* Sets meta key 'complete': 0 in the transaction of a run's first rows, 1
+ * when it has stored every input, so readers can tell a database an
+ * interrupted run left unfinished (schemas/labels.sql). Inside
+ * labels_db_begin it joins that transaction, else it takes one of its own.
+ * @return 0 / -1 + message. */
+int labels_db_set_complete(labels_db *db, int complete);
+
 /* Transaction around a batch of inserts. @return 0 / -1 + message. */
 int labels_db_begin(labels_db *db);
 int labels_db_commit(labels_db *db);
 
-/* On read and write handles alike: *present = 1 when window 0 of (source, member, index) is stored with this hash;
- * a stored row with another hash -> -1 "input changed". */
-int labels_db_has_record(labels_db *db, const char *source, const char *member,
-                         uint64_t index, uint64_t hash, int *present);
+/* On read and write handles alike: *windows = how many windows of record
+ * (source, member, index) are stored (0 = none). distill stores a record's
+ * windows in order and may commit between them, so they are windows 0 ..
+ * *windows - 1: a record is complete when that is all of its windows, and
+ * a resumed run goes on from window *windows. A stored row with another
+ * content hash -> -1 "input changed"; stored windows that are not such a
+ * prefix -> -1. */
+int labels_db_stored_windows(labels_db *db, const char *source, const char *member,
+                             uint64_t index, uint64_t hash, int64_t *windows);
 
 typedef struct labels_row {
     const char *source, *member; uint64_t record_index; int window; uint64_t hash;
@@ -72,7 +92,7 @@ typedef struct labels_row {
 } labels_row;
 
 /* Inserts one sequence (tokens must be in 0..65535). A row with the same
- * identity is an error (the caller checks has_record first). @return 0 / -1. */
+ * identity is an error (the caller checks labels_db_stored_windows first). @return 0 / -1. */
 int labels_db_insert(labels_db *db, const labels_row *row);
 
 /* All seq_ids (ascending) of rows matching the optional SQL condition (NULL = all).

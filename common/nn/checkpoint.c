@@ -13,6 +13,7 @@
 #include "base/err.h"
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "base/output_path.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -79,6 +80,16 @@ static int emit(atomic_file *af, XXH3_state_t *st, const void *data, size_t len)
 
 int checkpoint_write(const char *path, const checkpoint *ck)
 {
+    return checkpoint_write_locked(path, ck, NULL);
+}
+
+int checkpoint_has_magic(const char *path)
+{
+    return output_path_starts_with(path, CKPT_MAGIC, 8);
+}
+
+int checkpoint_write_locked(const char *path, const checkpoint *ck, filelock *lock)
+{
     if (!host_is_little_endian())
         return err_set("%s: checkpoints are little-endian; big-endian hosts are not supported", path);
     if (model_config_check(&ck->config) < 0)
@@ -122,7 +133,7 @@ int checkpoint_write(const char *path, const checkpoint *ck)
         atomic_file_abort(&af);
         goto cleanup;
     }
-    rc = atomic_file_commit(&af);
+    rc = atomic_file_commit_locked(&af, lock, "train");
 cleanup:
     XXH3_freeState(st);
     return rc;

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "base/filelock.h"
 #include "nn/model.h"
 
 typedef struct checkpoint {
@@ -24,11 +25,18 @@ typedef struct checkpoint {
  * stored only when both are non-NULL. @return 0, or -1 with a message naming
  * path (invalid config, I/O error). */
 int checkpoint_write(const char *path, const checkpoint *ck);
+/* checkpoint_write of an output whose writer lock (base/filelock.h) lock
+ * holds: the lock moves to the new file as it replaces the old one
+ * (atomic_file_commit_locked); NULL = no lock. */
+int checkpoint_write_locked(const char *path, const checkpoint *ck, filelock *lock);
 /* Reads path into *ck (zeroed first), allocating its arrays; sets ck->hash.
  * @return 0, or -1 with a message naming path and the reason (bad magic,
  * unsupported version, truncated, checksum mismatch, invalid config); on
  * failure nothing stays allocated. */
 int checkpoint_read(const char *path, checkpoint *ck);
+/* The is_kind test of base/output_path.h for checkpoints: 1 when path starts
+ * with the checkpoint magic, 0 when not, -1 + message when unreadable. */
+int checkpoint_has_magic(const char *path);
 /* Frees what read allocated and zeroes *ck. Safe on a zeroed checkpoint. */
 void checkpoint_free(checkpoint *ck);
 /* The teacher identity: XXH3-64 of the config (5 int32 LE: V, L, H, C, T)

@@ -10,7 +10,8 @@
 #     corpora at 3e-3) turns float summation order into 1e-5 of the loss;
 #     here the ranks agree to about 1e-8;
 #   - train: a -np 2 run stopped and resumed ends with the checkpoint of an
-#     uninterrupted -np 2 run, and only rank 0 writes files;
+#     uninterrupted -np 2 run, and only rank 0 writes files (--metrics holds
+#     one whole JSON line per step);
 #   - distill: 2 ranks give the same rows as one process, and a rerun
 #     resumes every shard.
 # Ends with "N passed, N failed"; exit status 1 on any failure.
@@ -157,6 +158,11 @@ agree() {
               exit (bad || compared < 150 || worst > 1e-5) }'
 }
 check "train: -np 1 and -np 2 losses agree to 1e-5" agree
+# rank 0 alone writes --metrics: 50 whole lines, each one JSON object
+metrics_whole() {
+    [ "$(wc -l <"$tmp/s2.jsonl")" -eq 50 ] && [ "$(grep -c '^{"step":[0-9][0-9]*,.*}$' "$tmp/s2.jsonl")" -eq 50 ]
+}
+check "train -np 2: --metrics written by rank 0 alone" metrics_whole
 summary() { grep -q '"ranks":2' "$tmp/s2.out" && [ "$(grep -c . "$tmp/s2.out")" -eq 1 ]; }
 check "train -np 2: one JSON summary (rank 0)" summary
 
