@@ -9,7 +9,7 @@
  * distinct) so that a decoded blob is always a valid empirical distribution.
  * Ids are move-to-front coded across positions like the top-k kind; the
  * planes (distinct counts, id code low and high bytes, counts) are one zstd
- * frame with a block per plane. */
+ * frame with a block per plane (softlabel_frame.c). */
 #include "labels/softlabel.h"
 
 #include <math.h>
@@ -134,13 +134,7 @@ int softlabel_encode_sampled(softlabel_codec *c, const int32_t *ids, const uint8
     size_t bound = HEADER_SIZE + ZSTD_compressBound(off[N_PLANES]) + 64 * N_PLANES;
     TRY(mem_reserve((void **)out, out_cap, bound, 1, "soft-label blob"));
     unsigned char *o = *out;
-    o[0] = 'S';
-    o[1] = 'L';
-    o[2] = SOFTLABEL_SAMPLED_VERSION;
-    o[3] = SOFTLABEL_KIND_SAMPLED;
-    bytes_put_u32(o + 4, (uint32_t)n_pos);
-    bytes_put_u16(o + 8, (unsigned)n_samples);
-    bytes_put_u16(o + 10, (unsigned)(vocab - 1));
+    softlabel_frame_put_header(o, SOFTLABEL_SAMPLED_VERSION, SOFTLABEL_KIND_SAMPLED, n_pos, n_samples, vocab);
     bytes_put_u32(o + 12, (uint32_t)entries);
     size_t frame_len = 0;
     TRY(softlabel_compress_planes(c, off, N_PLANES, o + HEADER_SIZE, bound - HEADER_SIZE, &frame_len));
