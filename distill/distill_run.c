@@ -230,7 +230,8 @@ static int open_teacher(run *r)
     meta.tokenizer_len = ck.tokenizer_len;
     meta.tokenizer_hash = tok_hash(r->tok);
     meta.k = o->k;
-    meta.codec_version = o->sampled ? SOFTLABEL_SAMPLED_VERSION : SOFTLABEL_CODEC_VERSION;
+    meta.codec_version =
+        softlabel_version_for(o->sampled ? SOFTLABEL_KIND_SAMPLED : SOFTLABEL_KIND_TOPK, r->V);
     snprintf(meta.tool_version, sizeof meta.tool_version, "%s", W2S_VERSION);
     if (o->sampled) {
         snprintf(meta.label_kind, sizeof meta.label_kind, "sample:%d", o->k);

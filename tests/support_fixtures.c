@@ -170,3 +170,38 @@ void sfix_bench_emit(const char *name, double value, const char *unit)
     printf("  %-40s %12.6g %s\n", name, value, unit);
     sfix_bench_record(name, value, unit);
 }
+
+unsigned char *sfix_golden_read(const char *name, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "tests/golden/%s", name);
+    unsigned char *data = NULL;
+    if (file_read_all(path, &data, len) < 0) {
+        fprintf(stderr, "golden file %s: %s (tests run from the repository root)\n", path, err_message());
+        return NULL;
+    }
+    return data;
+}
+
+int sfix_golden_matches(const char *name, const unsigned char *bytes, size_t len)
+{
+    const char *write = getenv("W2S_WRITE_GOLDEN");
+    if (write && !strcmp(write, "1")) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/golden/%s", name);
+        if (file_write_atomic(path, bytes, len) < 0) {
+            fprintf(stderr, "golden file %s: %s\n", path, err_message());
+            return -1;
+        }
+    }
+    size_t have_len;
+    unsigned char *have = sfix_golden_read(name, &have_len);
+    if (!have)
+        return -1;
+    int same = have_len == len && memcmp(have, bytes, len) == 0;
+    if (!same)
+        fprintf(stderr, "golden file tests/golden/%s: %zu bytes differ from the %zu encoded now\n", name,
+                have_len, len);
+    free(have);
+    return same ? 0 : -1;
+}

@@ -1,6 +1,6 @@
 /* softlabel_topk: the top-k kind of the soft-label codec (kind 0, codec
- * versions 3 and 1, schemas/softlabel.md); the header and the zstd framing
- * are softlabel_frame.c's.
+ * versions 3 and 4 written, 1 read, schemas/softlabel.md); the header and
+ * the zstd framing are softlabel_frame.c's.
  *
  * Per position: ranks 2..k as closed-loop gap codes on an integer grid of
  * 1/1024 nat whose step grows as the predecessor's probability falls (KL cost
@@ -20,7 +20,6 @@
 #include "base/mem.h"
 #include "labels/softlabel_internal.h"
 
-#define HEADER_SIZE SOFTLABEL_HEADER_SIZE
 #define UNITS_PER_NAT SOFTLABEL_UNITS_PER_NAT
 #define NLP_MAX 65535            /* largest negative log-prob code: 64 nats */
 #define SPLIT_UNITS_PER_NAT 64.0    /* step of the tail : rank-1 log-odds */
@@ -59,29 +58,38 @@ static unsigned step_of(const uint16_t *table, uint32_t prev_nlp)
  * wide, deep ranks' are mostly 0 or 1). Ranks are 0-based here. */
 #define N_GROUPS 7
 static const int group_start[N_GROUPS + 1] = {0, 1, 2, 4, 8, 16, 32, SOFTLABEL_MAX_K};
-#define N_PLANES (4 * N_GROUPS + 2)
+#define MAX_PLANES ((SOFTLABEL_MAX_ID_BYTES + 2) * N_GROUPS + 2)
 
 /* The planes of n positions of k ranks in blob order: for each id group its
- * low then high bytes, for each gap group (ranks >= 1) its low then high
- * bytes, then the tail code's low and high bytes. Each plane stores its ranks
- * rank-major (all positions of one rank, then the next rank). */
+ * id code bytes (low first; 2 planes, or 3 in the wide version), for each gap
+ * group (ranks >= 1) its low then high bytes, then the split code's low and
+ * high bytes. Each plane stores its ranks rank-major (all positions of one
+ * rank, then the next rank). */
 typedef struct layout {
-    size_t off[N_PLANES + 1];      /* plane p is raw[off[p] .. off[p + 1]) */
+    int n_planes;
+    size_t off[MAX_PLANES + 1];    /* plane p is raw[off[p] .. off[p + 1]) */
 } layout;
 
-static void layout_of(size_t n, int k, layout *l)
+/* Lays out the planes into l and fills base ((id_bytes + 2) k entries) with
+ * the offset of (position 0, rank r) of each byte row: base[b k + r] byte b
+ * of the id code (b < id_bytes), base[(id_bytes + b) k + r] byte b of the
+ * gap code (rank 0's unused); position i is at base + i. */
+static void layout_of(size_t n, int k, int id_bytes, layout *l, size_t *base)
 {
     size_t at = 0;
     int p = 0;
-    for (int kind = 0; kind < 2; kind++) {
+    for (int field = 0; field < 2; field++) {          /* 0: id codes, 1: gap codes of ranks >= 1 */
+        int rows = field ? 2 : id_bytes, row0 = field ? id_bytes : 0;
         for (int g = 0; g < N_GROUPS; g++) {
-            int lo = group_start[g] > kind ? group_start[g] : kind;
+            int lo = group_start[g] > field ? group_start[g] : field;
             int hi = group_start[g + 1] < k ? group_start[g + 1] : k;
             size_t bytes = hi > lo ? (size_t)(hi - lo) * n : 0;
-            l->off[p++] = at;
-            at += bytes;
-            l->off[p++] = at;
-            at += bytes;
+            for (int b = 0; b < rows; b++) {
+                for (int r = lo; r < hi; r++)
+                    base[(size_t)(row0 + b) * k + r] = at + (size_t)(r - lo) * n;
+                l->off[p++] = at;
+                at += bytes;
+            }
         }
     }
     l->off[p++] = at;
@@ -89,33 +97,22 @@ static void layout_of(size_t n, int k, layout *l)
     l->off[p++] = at;
     at += n;
     l->off[p] = at;
+    l->n_planes = p;
 }
 
-/* Fills base (4 k entries) with the offset of (position 0, rank r) in the
- * raw planes: base[r] id low byte, base[k + r] id high byte, base[2k + r] gap
- * low byte, base[3k + r] gap high byte (gap entries of rank 0 unused);
- * position i is at base + i. */
-static void bases_of(const layout *l, size_t n, int k, size_t *base)
+/* The byte size of the planes of n positions of k ranks: n k id codes, n
+ * (k - 1) gap codes and n split codes. */
+static size_t payload_size(size_t n, int k, int id_bytes)
 {
-    for (int kind = 0; kind < 2; kind++) {
-        for (int g = 0; g < N_GROUPS; g++) {
-            int lo = group_start[g] > kind ? group_start[g] : kind;
-            int hi = group_start[g + 1] < k ? group_start[g + 1] : k;
-            const size_t *off = l->off + 2 * (kind * N_GROUPS + g);
-            for (int r = lo; r < hi; r++) {
-                base[2 * kind * k + r] = off[0] + (size_t)(r - lo) * n;
-                base[(2 * kind + 1) * k + r] = off[1] + (size_t)(r - lo) * n;
-            }
-        }
-    }
+    return n * ((size_t)k * (size_t)id_bytes + 2 * (size_t)k);
 }
 
-static int reserve_scratch(softlabel_codec *c, size_t raw_bytes, int vocab, int k)
+static int reserve_scratch(softlabel_codec *c, size_t raw_bytes, int k, int id_bytes)
 {
     TRY(mem_reserve((void **)&c->raw, &c->raw_cap, raw_bytes, 1, "soft-label planes"));
-    TRY(mem_reserve((void **)&c->mtf, &c->mtf_cap, (size_t)vocab, sizeof *c->mtf, "soft-label id list"));
     TRY(mem_reserve((void **)&c->nlp, &c->nlp_cap, (size_t)k, sizeof *c->nlp, "soft-label scratch"));
-    TRY(mem_reserve((void **)&c->base, &c->base_cap, 4 * (size_t)k, sizeof *c->base, "soft-label scratch"));
+    TRY(mem_reserve((void **)&c->base, &c->base_cap, (size_t)(id_bytes + 2) * (size_t)k, sizeof *c->base,
+                    "soft-label scratch"));
     return 0;
 }
 
@@ -204,15 +201,19 @@ int softlabel_encode(softlabel_codec *c, const int32_t *ids, const float *logpro
                      int n_pos, int k, int vocab, unsigned char **out, size_t *out_cap, size_t *out_len)
 {
     TRY(check_args(ids, logprobs, n_pos, k, vocab));
-    size_t n = (size_t)n_pos, kk = (size_t)k;
+    const int version = softlabel_version_for(SOFTLABEL_KIND_TOPK, vocab);
+    const int id_bytes = softlabel_id_bytes(version);
+    size_t n = (size_t)n_pos, kk = (size_t)k, payload = payload_size(n, k, id_bytes);
+    TRY(reserve_scratch(c, payload, k, id_bytes));
+    softlabel_mtf mtf;
+    TRY(softlabel_mtf_start(c, vocab, n * kk, &mtf));
     layout l;
-    layout_of(n, k, &l);
-    TRY(reserve_scratch(c, l.off[N_PLANES], vocab, k));
+    layout_of(n, k, id_bytes, &l, c->base);
     unsigned char *raw = c->raw;
     const size_t *base = c->base;
-    bases_of(&l, n, k, c->base);
+    const size_t *gap_lo = base + (size_t)id_bytes * kk, *gap_hi = gap_lo + kk;
+    const size_t split_lo = l.off[l.n_planes - 2], split_hi = l.off[l.n_planes - 1];
 
-    softlabel_mtf_reset(c->mtf, vocab);
     for (size_t i = 0; i < n; i++) {
         const float *lp = logprobs + i * kk;
         double p1 = exp((double)lp[0]), exact_sum = p1, q1, tail;
@@ -223,59 +224,59 @@ int softlabel_encode(softlabel_codec *c, const int32_t *ids, const float *logpro
         if (split_of(c, c->nlp, k, tail_code, &q1, &tail) < 0)
             return err_set("soft-label encode: position %zu: ranks 2..%d sum to 1 or more "
                            "(log-probs not sorted?)", i, k);
-        raw[l.off[N_PLANES - 2] + i] = (unsigned char)tail_code;
-        raw[l.off[N_PLANES - 1] + i] = (unsigned char)(tail_code >> 8);
+        raw[split_lo + i] = (unsigned char)tail_code;
+        raw[split_hi + i] = (unsigned char)(tail_code >> 8);
         for (int r = 1; r < k; r++) {
             unsigned code = (c->nlp[r] - c->nlp[r - 1]) / step_of(step_table_v3, c->nlp[r - 1]);
-            raw[base[2 * kk + r] + i] = (unsigned char)code;
-            raw[base[3 * kk + r] + i] = (unsigned char)(code >> 8);
+            raw[gap_lo[r] + i] = (unsigned char)code;
+            raw[gap_hi[r] + i] = (unsigned char)(code >> 8);
         }
         for (int r = 0; r < k; r++) {
-            unsigned idx = softlabel_mtf_encode(c->mtf, vocab, (uint16_t)ids[i * kk + r]);
-            raw[base[r] + i] = (unsigned char)idx;
-            raw[base[kk + r] + i] = (unsigned char)(idx >> 8);
+            unsigned idx = softlabel_mtf_encode(&mtf, (uint32_t)ids[i * kk + r]);
+            softlabel_put_id_code(raw, base + r, kk, id_bytes, i, idx);
         }
     }
 
-    size_t bound = HEADER_SIZE + ZSTD_compressBound(l.off[N_PLANES]) + 64 * N_PLANES;
+    size_t bound = SOFTLABEL_WIDE_HEADER_SIZE + ZSTD_compressBound(payload) + 64 * MAX_PLANES;
     TRY(mem_reserve((void **)out, out_cap, bound, 1, "soft-label blob"));
     unsigned char *o = *out;
-    softlabel_frame_put_header(o, SOFTLABEL_CODEC_VERSION, SOFTLABEL_KIND_TOPK, n_pos, k, vocab);
+    size_t header = softlabel_frame_put_header(o, version, SOFTLABEL_KIND_TOPK, n_pos, k, vocab);
     size_t frame_len = 0;
-    TRY(softlabel_compress_planes(c, l.off, N_PLANES, o + HEADER_SIZE, bound - HEADER_SIZE, &frame_len));
-    *out_len = HEADER_SIZE + frame_len;
+    TRY(softlabel_compress_planes(c, l.off, l.n_planes, o + header, bound - header, &frame_len));
+    *out_len = header + frame_len;
     return 0;
 }
 
 int softlabel_decode_topk(softlabel_codec *c, const softlabel_info *info, const unsigned char *blob,
                           size_t len, int32_t *ids, float *logprobs, float *tail)
 {
-    int np = info->n_pos, kk = info->k, v = info->vocab;
-    size_t n = (size_t)np;
+    const int np = info->n_pos, kk = info->k, v = info->vocab, id_bytes = info->id_bytes;
+    size_t n = (size_t)np, payload = payload_size(n, kk, id_bytes);
+    TRY(softlabel_inflate_payload(c, blob, len, info->header_size, payload));
+    TRY(reserve_scratch(c, payload, kk, id_bytes));
+    softlabel_mtf mtf;
+    TRY(softlabel_mtf_start(c, v, n * (size_t)kk, &mtf));
     layout l;
-    layout_of(n, kk, &l);
-    TRY(softlabel_inflate_payload(c, blob, len, HEADER_SIZE, l.off[N_PLANES]));
-    TRY(reserve_scratch(c, l.off[N_PLANES], v, kk));
+    layout_of(n, kk, id_bytes, &l, c->base);
     const unsigned char *raw = c->raw;
     const size_t *base = c->base;
-    bases_of(&l, n, kk, c->base);
+    const size_t *gap_lo = base + (size_t)id_bytes * kk, *gap_hi = gap_lo + kk;
+    const size_t split_lo = l.off[l.n_planes - 2], split_hi = l.off[l.n_planes - 1];
 
-    softlabel_mtf_reset(c->mtf, v);
     const uint16_t *steps = step_table_of(info->version);
     for (size_t i = 0; i < n; i++) {
         int32_t *id = ids + i * kk;
         float *lp = logprobs + i * kk;
         for (int r = 0; r < kk; r++) {
-            unsigned idx = raw[base[r] + i] | (unsigned)raw[base[kk + r] + i] << 8;
+            unsigned idx = softlabel_get_id_code(raw, base + r, (size_t)kk, id_bytes, i);
             if (idx >= (unsigned)v)
                 return err_set("soft-label blob: position %zu rank %d: id index %u outside vocab %d",
                                i, r, idx, v);
-            id[r] = c->mtf[idx];
-            softlabel_mtf_promote(c->mtf, idx);
+            id[r] = (int32_t)softlabel_mtf_decode(&mtf, idx);
         }
         c->nlp[0] = 0;
         for (int r = 1; r < kk; r++) {
-            uint32_t code = raw[base[2 * kk + r] + i] | (uint32_t)raw[base[3 * kk + r] + i] << 8;
+            uint32_t code = raw[gap_lo[r] + i] | (uint32_t)raw[gap_hi[r] + i] << 8;
             uint32_t next = c->nlp[r - 1] + code * step_of(steps, c->nlp[r - 1]);
             if (next > NLP_MAX)
                 return err_set("soft-label blob: position %zu rank %d: log-prob beyond -64 nats", i, r);
@@ -283,7 +284,7 @@ int softlabel_decode_topk(softlabel_codec *c, const softlabel_info *info, const 
             lp[r] = -(float)((double)next / UNITS_PER_NAT);
         }
         double q1, m;
-        unsigned split = raw[l.off[N_PLANES - 2] + i] | (unsigned)raw[l.off[N_PLANES - 1] + i] << 8;
+        unsigned split = raw[split_lo + i] | (unsigned)raw[split_hi + i] << 8;
         if (split_of(c, c->nlp, kk, split, &q1, &m) < 0)
             return err_set("soft-label blob: position %zu: probabilities sum above 1", i);
         lp[0] = (float)log(q1);
