@@ -1,11 +1,17 @@
--- labels.db schema, version 1 (PRAGMA user_version). Written by distill,
--- read by train and by anyone with the sqlite3 shell (DESIGN §6).
+-- labels.db schema, version 2 (PRAGMA user_version). Written by distill,
+-- read by train and by anyone with the sqlite3 shell (README, "Data flow").
 -- The library runs this text once, inside the transaction that creates the
 -- database; the meta rows are inserted by labels_db_open_write.
+--
+-- Version 1 is this schema without the meta key token_bytes: its tokens
+-- blobs always hold 2-byte ids. Readers accept both versions, and a writer
+-- resuming a version 1 database keeps writing 2-byte ids into it.
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
--- One row per setting. Keys: schema_version, teacher_hash (16 hex digits),
+-- One row per setting. Keys: schema_version, token_bytes (integer 2 or 4:
+-- the width of one id in sequences.tokens; 2 when teacher_vocab <= 65536,
+-- else 4), teacher_hash (16 hex digits),
 -- teacher_vocab, teacher_layers, teacher_heads, teacher_channels,
 -- teacher_seq_len, tokenizer (blob, the tokenizer's serialized form),
 -- tokenizer_hash (16 hex digits), k, codec_version, label_kind,
@@ -14,16 +20,18 @@ PRAGMA user_version = 1;
 -- sample_seed (distill --seed, decimal; a rerun with another seed is refused).
 -- label_kind says what every topk blob holds (schemas/softlabel.md):
 --   'topk'      the teacher's top k ids and log-probs + tail; codec_version 3
---               (1 in databases of earlier versions, still read).
+--               when teacher_vocab <= 65536, else 4 (24-bit id codes); 1 in
+--               databases of earlier versions, still read.
 --   'sample:N'  N draws from the teacher per position, as distinct ids with
 --               counts; k = N (the width train decodes each position to);
---               codec_version 2.
+--               codec_version 2 when teacher_vocab <= 65536, else 5.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value
 ) WITHOUT ROWID;
 
--- One row per window of a record. tokens: n_tokens uint16 little-endian ids;
+-- One row per window of a record. tokens: n_tokens ids of meta token_bytes
+-- bytes each, little-endian (uint16 or uint32; uint16 in version 1);
 -- topk: the soft-label blob (of meta's label_kind) of positions
 -- 0 .. n_tokens - 2 (position i predicts token i + 1). content_hash: XXH3-64
 -- of the record bytes, stored as a signed 64-bit integer (the same bits).
