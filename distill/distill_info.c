@@ -77,22 +77,22 @@ int distill_info(const char *path, bool json)
                "\"layers\": %d, \"heads\": %d, \"channels\": %d, \"seq_len\": %d}, "
                "\"tokenizer_hash\": \"%016" PRIx64 "\", \"tokenizer_vocab\": %d, \"k\": %d, "
                "\"codec_version\": %d, \"tool_version\": \"%s\", \"label_kind\": \"%s\", \"sample_seed\": %s, "
-               "\"sequences\": %" PRId64 ", \"tokens\": %" PRId64 ", \"positions\": %" PRId64
-               ", \"blob_bytes\": %" PRIu64 ", \"bytes_per_position\": %.3f}\n",
+               "\"sequences\": %" PRId64 ", \"tokens\": %" PRId64 ", \"token_bytes\": %d, "
+               "\"positions\": %" PRId64 ", \"blob_bytes\": %" PRIu64 ", \"bytes_per_position\": %.3f}\n",
                path, m.teacher_hash, c->vocab, c->layers, c->heads, c->channels, c->seq_len,
                m.tokenizer_hash, vocab, m.k, m.codec_version, m.tool_version, m.label_kind, seed_json,
-               sequences, tokens, positions, bytes, per_pos);
+               sequences, tokens, m.token_bytes, positions, bytes, per_pos);
     else
         printf("%s\n"
                "  teacher     %016" PRIx64 " (V=%d L=%d H=%d C=%d T=%d)\n"
                "  tokenizer   %016" PRIx64 " (%d tokens, %zu bytes)\n"
                "  labels      %s%s, k=%d, codec version %d, written by w2s %s\n"
                "  sequences   %" PRId64 "\n"
-               "  tokens      %" PRId64 " (%" PRId64 " labeled positions)\n"
+               "  tokens      %" PRId64 " (%d-byte ids, %" PRId64 " labeled positions)\n"
                "  blob bytes  %" PRIu64 " (%.2f per position)\n",
                path, m.teacher_hash, c->vocab, c->layers, c->heads, c->channels, c->seq_len,
                m.tokenizer_hash, vocab, m.tokenizer_len, m.label_kind, seed_text, m.k, m.codec_version,
-               m.tool_version, sequences, tokens, positions, bytes, per_pos);
+               m.tool_version, sequences, tokens, m.token_bytes, positions, bytes, per_pos);
     labels_meta_free(&m);
     return 0;
 }

@@ -205,3 +205,20 @@ int sfix_golden_matches(const char *name, const unsigned char *bytes, size_t len
     free(have);
     return same ? 0 : -1;
 }
+
+int sfix_patches_rejected(unsigned char *blob, size_t len, const sfix_patch *patches, size_t n,
+                          int (*decode)(const unsigned char *blob, size_t len))
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char saved = blob[patches[i].at];
+        blob[patches[i].at] = patches[i].value;
+        int rc = decode(blob, len);
+        blob[patches[i].at] = saved;
+        if (rc != -1 || !strstr(err_message(), patches[i].message)) {
+            fprintf(stderr, "patch %zu (byte %d = %#x): decode %d, message \"%s\" lacks \"%s\"\n", i,
+                    patches[i].at, patches[i].value, rc, rc < 0 ? err_message() : "", patches[i].message);
+            return -1;
+        }
+    }
+    return 0;
+}

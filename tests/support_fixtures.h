@@ -47,6 +47,20 @@ void sfix_zipf_prior(rng_state *rng, uint32_t vocab, uint32_t *perm, float *prio
 int sfix_blob_cuts_rejected(const unsigned char *blob, size_t len,
                             int (*decode)(const unsigned char *blob, size_t len));
 
+/* One hostile header: the byte at offset at set to value, which decode must
+ * refuse with a message holding message. */
+typedef struct sfix_patch {
+    int at;
+    unsigned char value;
+    const char *message;
+} sfix_patch;
+
+/* Applies each patch to blob in turn (restoring the byte after) and decodes.
+ * @return 0 when every patched blob was refused with its message, else -1
+ * naming the case on stderr. */
+int sfix_patches_rejected(unsigned char *blob, size_t len, const sfix_patch *patches, size_t n,
+                          int (*decode)(const unsigned char *blob, size_t len));
+
 /* Golden files of the formats, tests/golden/NAME (relative to the repository
  * root, where the tests run). sfix_golden_read: a malloc'ed copy of the file,
  * or NULL (said on stderr). sfix_golden_matches: 0 when the file holds

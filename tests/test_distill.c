@@ -662,6 +662,7 @@ static void test_info(void **state)
              query_int(ref_db, "SELECT COUNT(*) FROM sequences"));
     assert_non_null(strstr(out, want));
     assert_non_null(strstr(out, "\"k\": 8"));
+    assert_non_null(strstr(out, "\"token_bytes\": 2"));
     free(out);
     const char *human[] = {"info", ref_db, NULL};
     assert_int_equal(run(human), 0);

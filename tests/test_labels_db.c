@@ -465,6 +465,24 @@ static void check_golden_rows(labels_db *db, const int32_t *row2, int vocab)
     softlabel_codec_free(c);
 }
 
+/* Reads path with plain sqlite3: its user_version is version and the tokens
+ * blob of the row matching where is hex, byte for byte. */
+static void expect_raw_tokens(const char *path, const char *where, int version, const char *hex)
+{
+    sqlite3 *raw;
+    sqlite3_stmt *st;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT (SELECT user_version FROM pragma_user_version), hex(tokens) "
+                              "FROM sequences WHERE %s", where);
+    assert_int_equal(sqlite3_open_v2(path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), version);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), hex);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+}
+
 /* tests/golden/labels_v1.db, written by the schema version 1 library (2-byte
  * tokens, no token_bytes in meta, codec version 3, vocab 270), vacuumed to
  * 512-byte pages: still read, and a writer resuming it adds 2-byte rows
@@ -500,17 +518,7 @@ static void test_golden_v1_database(void **state)
     assert_int_equal(labels_db_commit(db), 0);
     assert_int_equal(labels_db_close(db), 0);
     labels_meta_free(&m);
-    sqlite3 *raw;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(p, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(raw, "SELECT (SELECT user_version FROM pragma_user_version), "
-                                             "hex(tokens) FROM sequences WHERE source = 'more'", -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), LABELS_SCHEMA_V1);
-    assert_string_equal((const char *)sqlite3_column_text(st, 1), "050006000D01");
-    sqlite3_finalize(st);
-    sqlite3_close(raw);
+    expect_raw_tokens(p, "source = 'more'", LABELS_SCHEMA_V1, "050006000D01");
     assert_int_equal(sfix_db_integrity(p, SQLITE_OPEN_READONLY), 0);
 }
 
@@ -532,16 +540,8 @@ static void test_golden_v2_database(void **state)
     const int32_t row2[5] = {3, 257, 149999, 70000, 65535};
     check_golden_rows(db, row2, 150000);
     labels_db_close(db);
-    sqlite3 *raw;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2("tests/golden/labels_v2.db", &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(raw, "SELECT (SELECT user_version FROM pragma_user_version), hex(tokens) "
-                                             "FROM sequences WHERE seq_id = 2", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), LABELS_SCHEMA_VERSION);
-    assert_string_equal((const char *)sqlite3_column_text(st, 1), "0300000001010000EF49020070110100FFFF0000");
-    sqlite3_finalize(st);
-    sqlite3_close(raw);
+    expect_raw_tokens("tests/golden/labels_v2.db", "seq_id = 2", LABELS_SCHEMA_VERSION,
+                      "0300000001010000EF49020070110100FFFF0000");
 }
 
 int main(void)
