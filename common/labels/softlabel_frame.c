@@ -75,10 +75,10 @@ size_t softlabel_frame_put_header(unsigned char *out, int version, softlabel_kin
     bytes_put_u16(out + 8, (unsigned)k);
     if (softlabel_id_bytes(version) == 2) {
         bytes_put_u16(out + 10, (unsigned)(vocab - 1));
-        return 12;
+        return SOFTLABEL_HEADER_SIZE;
     }
     bytes_put_u32(out + 10, (uint32_t)(vocab - 1));
-    return 14;
+    return SOFTLABEL_WIDE_HEADER_SIZE;
 }
 
 /* The kind of blobs of a version byte, or -1 for an unknown version. */
@@ -113,7 +113,7 @@ int softlabel_peek_info(const unsigned char *blob, size_t len, softlabel_info *i
         return err_set("soft-label blob: unknown label kind %d for codec version %d", blob[3], blob[2]);
     int id_bytes = softlabel_id_bytes(blob[2]);
     size_t common = id_bytes == 2 ? SOFTLABEL_HEADER_SIZE : SOFTLABEL_WIDE_HEADER_SIZE;
-    size_t header = common + (want_kind == SOFTLABEL_KIND_SAMPLED ? 4 : 0);
+    size_t header = common + (want_kind == SOFTLABEL_KIND_SAMPLED ? SOFTLABEL_ENTRIES_SIZE : 0);
     if (len < header)
         return err_set("soft-label blob: %zu bytes, shorter than its %zu-byte header", len, header);
     uint32_t np = bytes_get_u32(blob + 4);

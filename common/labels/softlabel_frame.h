@@ -17,9 +17,9 @@
 /* Header sizes: the common fields (magic, version, kind, n_pos, k, vocab - 1
  * in 2 bytes, narrow versions, or 4, wide ones), then for sampled blobs the
  * number of pairs (u32). */
-#define SOFTLABEL_HEADER_SIZE 12          /* top-k, narrow */
-#define SOFTLABEL_WIDE_HEADER_SIZE 14     /* top-k, wide */
-#define SOFTLABEL_SAMPLED_HEADER_SIZE 16  /* sampled, narrow */
+#define SOFTLABEL_HEADER_SIZE 12          /* the common fields, narrow */
+#define SOFTLABEL_WIDE_HEADER_SIZE 14     /* the common fields, wide */
+#define SOFTLABEL_ENTRIES_SIZE 4          /* sampled: the pairs field after them */
 #define SOFTLABEL_UNITS_PER_NAT 1024.0    /* top-k log-prob grid (prob tables below) */
 #define SOFTLABEL_MAX_ID_BYTES 3          /* id code bytes of the wide versions */
 

@@ -138,12 +138,13 @@ int softlabel_encode_sampled(softlabel_codec *c, const int32_t *ids, const uint8
         }
     }
 
-    size_t bound = SOFTLABEL_WIDE_HEADER_SIZE + 4 + ZSTD_compressBound(off[n_planes]) + 64 * MAX_PLANES;
+    size_t bound = SOFTLABEL_WIDE_HEADER_SIZE + SOFTLABEL_ENTRIES_SIZE + ZSTD_compressBound(off[n_planes]) +
+                   64 * MAX_PLANES;
     TRY(mem_reserve((void **)out, out_cap, bound, 1, "soft-label blob"));
     unsigned char *o = *out;
     size_t header = softlabel_frame_put_header(o, version, SOFTLABEL_KIND_SAMPLED, n_pos, n_samples, vocab);
     bytes_put_u32(o + header, (uint32_t)entries);
-    header += 4;
+    header += SOFTLABEL_ENTRIES_SIZE;
     size_t frame_len = 0;
     TRY(softlabel_compress_planes(c, off, n_planes, o + header, bound - header, &frame_len));
     *out_len = header + frame_len;
