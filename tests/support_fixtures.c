@@ -222,3 +222,9 @@ int sfix_patches_rejected(unsigned char *blob, size_t len, const sfix_patch *pat
     }
     return 0;
 }
+
+const sfix_patch sfix_wide_vocab_patches[SFIX_WIDE_VOCAB_PATCHES] = {
+    {13, 1, "vocab"},                              /* vocab above 2^24 */
+    {12, 0, "outside vocab"},                      /* vocab 0x49f1: an index is too big */
+    {12, 0x0f, "larger than the expected"},        /* vocab 0xf49f1 */
+};

@@ -61,6 +61,11 @@ typedef struct sfix_patch {
 int sfix_patches_rejected(unsigned char *blob, size_t len, const sfix_patch *patches, size_t n,
                           int (*decode)(const unsigned char *blob, size_t len));
 
+/* The patches of the vocabulary field every wide blob (codec versions 4 and
+ * 5) of vocab 150,001 = 0x249f1 must refuse, decoded for that vocabulary. */
+#define SFIX_WIDE_VOCAB_PATCHES 3
+extern const sfix_patch sfix_wide_vocab_patches[SFIX_WIDE_VOCAB_PATCHES];
+
 /* Golden files of the formats, tests/golden/NAME (relative to the repository
  * root, where the tests run). sfix_golden_read: a malloc'ed copy of the file,
  * or NULL (said on stderr). sfix_golden_matches: 0 when the file holds
