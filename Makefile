@@ -124,6 +124,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 
 # test_golden decodes the train state inside resume checkpoints.
 $(BUILD)/tests/test_golden: $(BUILD)/obj/train/train_state.o
+# test_wide_vocab also tests train's label_reader, so it links its objects.
+$(BUILD)/tests/test_wide_vocab: $(BUILD)/obj/tests/test_wide_vocab.o $(BUILD)/obj/train/label_reader.o \
+                                $(BUILD)/obj/train/targets.o \
+                                $(BUILD)/obj/train/train_state.o $(SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

@@ -69,6 +69,7 @@ static int print_json(const char *path, const labels_meta *m, const db_counts *n
     json_out_int(&j, "complete", m->complete);
     json_out_int(&j, "sequences", n->sequences);
     json_out_int(&j, "tokens", n->tokens);
+    json_out_int(&j, "token_bytes", m->token_bytes);
     json_out_int(&j, "positions", n->positions);
     json_out_int(&j, "blob_bytes", (int64_t)n->blob_bytes);
     json_out_real(&j, "bytes_per_position", n->positions > 0 ? (double)n->blob_bytes / (double)n->positions : 0.0);
@@ -86,12 +87,13 @@ static void print_text(const char *path, const labels_meta *m, const db_counts *
            "  tokenizer   %016" PRIx64 " (%d tokens, %zu bytes)\n"
            "  labels      %s%s, k=%d, codec version %d, written by w2s %s\n"
            "  sequences   %" PRId64 "\n"
-           "  tokens      %" PRId64 " (%" PRId64 " labeled positions)\n"
+           "  tokens      %" PRId64 " (%d-byte ids, %" PRId64 " labeled positions)\n"
            "  blob bytes  %" PRIu64 " (%.2f per position)\n"
            "  complete    %s\n",
            path, m->teacher_hash, c->vocab, c->layers, c->heads, c->channels, c->seq_len,
            m->tokenizer_hash, n->tokenizer_vocab, m->tokenizer_len, m->label_kind, seed_text, m->k,
-           m->codec_version, m->tool_version, n->sequences, n->tokens, n->positions, n->blob_bytes,
+           m->codec_version, m->tool_version, n->sequences, n->tokens, m->token_bytes, n->positions,
+           n->blob_bytes,
            n->positions > 0 ? (double)n->blob_bytes / (double)n->positions : 0.0,
            m->complete ? "yes" : "no: the distill that wrote it did not finish (rerun it to finish)");
 }

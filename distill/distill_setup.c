@@ -41,7 +41,8 @@ static void describe_run(const distill_job *j, const checkpoint *ck, labels_meta
     *meta = (labels_meta){
         .teacher_hash = ck->hash, .teacher_config = ck->config, .tokenizer = ck->tokenizer,
         .tokenizer_len = ck->tokenizer_len, .tokenizer_hash = tok_hash(j->tok), .k = o->k,
-        .codec_version = o->sampled ? SOFTLABEL_SAMPLED_VERSION : SOFTLABEL_CODEC_VERSION,
+        .codec_version = softlabel_version_for(o->sampled ? SOFTLABEL_KIND_SAMPLED : SOFTLABEL_KIND_TOPK,
+                                               j->V),
     };
     snprintf(meta->tool_version, sizeof meta->tool_version, "%s", W2S_VERSION);
     if (o->sampled) {

@@ -11,7 +11,13 @@
  * codec). The result is verified first: the database must hold exactly the
  * windows the bench cut itself, and a sample of stored top-1 ids must equal
  * the teacher's. Human lines on stdout, JSON lines appended to
- * $BUILD/bench.jsonl. */
+ * $BUILD/bench.jsonl.
+ *
+ * A third teacher has GPT-2 small's shape (L12 H12 C768 T256) and vocabulary
+ * size (50,257 ids: a tokenizer trained to that size on all the fortune files),
+ * randomly initialised: distill labels README.md (real text the tokenizer has
+ * not seen, about 4,300 tokens) at k = 32, giving the bytes stored per
+ * position and distill's tokens/s at that scale. */
 #include <dirent.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -38,11 +44,13 @@
 
 #define FORTUNE_DIR "/usr/share/games/fortunes"
 enum { TARGET_BYTES = 300 * 1000, MAX_FILES = 64, BATCH = 16, K = 32, TRAIN_STEPS = 30 };
+#define GPT2_VOCAB 50257
+#define GPT2_TEXT "README.md"
 
 static const char *build_dir;
 static char tmp[64];
 
-static void die(const char *what)
+static _Noreturn void die(const char *what)
 {
     fprintf(stderr, "bench_distill: %s: %s\n", what, err_message());
     exit(1);
@@ -160,8 +168,8 @@ static int forward_record(void *ctx, const corpus_record *rec)
     return 0;
 }
 
-static int run_distill(char **inputs, int n_inputs, const char *teacher, const char *db,
-                       char *json, size_t json_cap)
+static int run_distill(char **inputs, int n_inputs, const char *records, const char *teacher,
+                       const char *db, char *json, size_t json_cap)
 {
     char out[128];
     snprintf(out, sizeof out, "%s/summary.json", tmp);
@@ -175,7 +183,7 @@ static int run_distill(char **inputs, int n_inputs, const char *teacher, const c
     argv[a++] = "--db";
     argv[a++] = db;
     argv[a++] = "--records";
-    argv[a++] = "fortune";
+    argv[a++] = records;
     argv[a++] = "--quiet";
     argv[a++] = "--json";
     argv[a++] = "--input";
@@ -246,8 +254,8 @@ static double time_topk(const float *logits, long n, int V)
     return sum > 0 ? us : -1;
 }
 
-/* Stored top-1 of the first rows == the teacher's own top-1. */
-static void verify_sample(const char *db_path, model *m, int V, int T)
+/* Stored top-1 of the first max_rows rows == the teacher's own top-1. */
+static void verify_sample(const char *db_path, model *m, int V, int T, size_t max_rows)
 {
     labels_db *db = labels_db_open_read(db_path);
     int64_t *ids = NULL;
@@ -263,7 +271,7 @@ static void verify_sample(const char *db_path, model *m, int V, int T)
         die("memory");
     unsigned char *blob = NULL;
     size_t cap = 0, len;
-    for (size_t i = 0; i < n && i < 20; i++) {
+    for (size_t i = 0; i < n && i < max_rows; i++) {
         int n_tokens, n_pos, k;
         if (labels_db_read(db, ids[i], tokens, T, &n_tokens, &blob, &cap, &len) < 0 ||
             softlabel_decode(codec, blob, len, V, T - 1, K, got, lps, tails, &n_pos, &k) < 0)
@@ -362,7 +370,7 @@ static void bench_teacher(const char *preset, int train_steps, const char *prefi
 
     /* End to end. */
     char json[1024];
-    if (run_distill((char **)in->paths, in->n, teacher, db, json, sizeof json) < 0) {
+    if (run_distill((char **)in->paths, in->n, "fortune", teacher, db, json, sizeof json) < 0) {
         fprintf(stderr, "bench_distill: distill failed\n");
         exit(1);
     }
@@ -374,7 +382,7 @@ static void bench_teacher(const char *preset, int train_steps, const char *prefi
                 "%ld / %ld\n", sequences, tokens, f.windows, f.positions);
         exit(1);
     }
-    verify_sample(db, m, cfg.vocab, cfg.seq_len);
+    verify_sample(db, m, cfg.vocab, cfg.seq_len, 20);
 
     double fwd = (double)f.positions / f.seconds, e2e = tokens / seconds;
     printf("  %ld windows, %ld positions in %ld batches\n", f.windows, f.positions, f.batches);
@@ -397,6 +405,85 @@ static void bench_teacher(const char *preset, int train_steps, const char *prefi
     free(f.pos);
     free(f.targets);
     free(f.seq);
+    model_free(m);
+}
+
+/* The GPT-2-small-shaped teacher (see the file comment): its checkpoint is
+ * written, distill runs on README.md as one record (windows of 256 tokens),
+ * the stored windows are counted against the tokenizer's and the top-1 of
+ * two windows checked against the teacher's forward. */
+static void bench_gpt2_shape(void)
+{
+    unsigned char *text;
+    size_t text_len;
+    if (file_read_all(GPT2_TEXT, &text, &text_len) < 0) {
+        printf("bench_distill: no %s (run from the repository root): GPT-2-shaped teacher skipped\n",
+               GPT2_TEXT);
+        return;
+    }
+    byte_span fortunes;
+    unsigned char *all = sfix_load_fortunes(&fortunes.len);
+    fortunes.data = all;
+    tokenizer *tok = all ? tok_train(&fortunes, 1, GPT2_VOCAB) : NULL;
+    free(all);
+    unsigned char *blob;
+    size_t blob_len;
+    if (!tok || tok_serialize(tok, &blob, &blob_len) < 0)
+        die("tokenizer");
+    if (tok_vocab_size(tok) != GPT2_VOCAB) {
+        printf("bench_distill: the fortune files gave a tokenizer of %d ids, not %d: GPT-2-shaped teacher "
+               "skipped\n", tok_vocab_size(tok), GPT2_VOCAB);
+        free(blob);
+        free(text);
+        tok_free(tok);
+        return;
+    }
+    model_config cfg = {.vocab = GPT2_VOCAB, .layers = 12, .heads = 12, .channels = 768, .seq_len = 256};
+    model *m = model_create_inference(&cfg, 1, 0);
+    if (!m)
+        die("model_create_inference");
+    model_init_gpt2(m, 1);
+    char teacher[128], db[128];
+    snprintf(teacher, sizeof teacher, "%s/teacher-gpt2.ckpt", tmp);
+    snprintf(db, sizeof db, "%s/labels-gpt2.db", tmp);
+    checkpoint ck = {.config = cfg, .tokenizer = blob, .tokenizer_len = blob_len, .params = model_params(m)};
+    if (checkpoint_write(teacher, &ck) < 0)
+        die(teacher);
+    int32_t *seq = malloc((text_len + 1) * sizeof *seq);
+    if (!seq)
+        die("memory");
+    seq[0] = tok_eot(tok);
+    size_t n = 1 + tok_encode(tok, text, text_len, seq + 1);
+    long windows = 0, positions = 0;
+    for (size_t w = 0; w < window_count(n, cfg.seq_len); w++) {
+        size_t start, len;
+        window_span(w, n, cfg.seq_len, &start, &len);
+        windows++;
+        positions += (long)len - 1;
+    }
+    printf("bench_distill: GPT-2-small-shaped teacher (L12 H12 C768 T256, V=%d, %zu parameters, random "
+           "init), %s: %zu bytes, %ld windows, %ld positions, k %d\n", GPT2_VOCAB, model_num_params(m),
+           GPT2_TEXT, text_len, windows, positions, K);
+
+    char json[1024], *input = GPT2_TEXT;
+    if (run_distill(&input, 1, "file", teacher, db, json, sizeof json) < 0) {
+        fprintf(stderr, "bench_distill: distill failed on the GPT-2-shaped teacher\n");
+        exit(1);
+    }
+    double seconds = json_number(json, "seconds"), tokens = json_number(json, "tokens");
+    double setup = json_number(json, "setup_seconds"), bytes = json_number(json, "blob_bytes");
+    if (tokens != (double)positions || json_number(json, "sequences") != (double)windows) {
+        fprintf(stderr, "bench_distill: distill stored %.0f positions, expected %ld\n", tokens, positions);
+        exit(1);
+    }
+    verify_sample(db, m, cfg.vocab, cfg.seq_len, 2);
+    sfix_bench_emit("distill_gpt2_bytes_per_position_k32", bytes / tokens, "bytes");
+    sfix_bench_emit("distill_gpt2_tokens_per_s", tokens / seconds, "tokens/s");
+    sfix_bench_emit("distill_gpt2_tokens_per_s_after_startup", tokens / (seconds - setup), "tokens/s");
+    free(seq);
+    free(text);
+    free(blob);
+    tok_free(tok);
     model_free(m);
 }
 
@@ -427,6 +514,7 @@ int main(void)
      * teacher's size; small shows how the ratio grows with the teacher. */
     bench_teacher("tiny", TRAIN_STEPS, "distill_", &in, tok, blob, blob_len);
     bench_teacher("small", TRAIN_STEPS / 3, "distill_small_", &in, tok, blob, blob_len);
+    bench_gpt2_shape();
 
     /* BENCH_KEEP=1 keeps the fixture (teachers, databases) for profiling. */
     char cmd[128];

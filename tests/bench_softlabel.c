@@ -4,7 +4,8 @@
  * - synthetic ones shaped like a calibration's (top-1 mean ~0.49, top-32
  *   tail mean ~0.01): logits from a shuffled Zipf prior over a 4096
  *   vocabulary, a handful of context tokens boosted per position, Gaussian
- *   noise on all;
+ *   noise on all; the same over Qwen's 152,064 ids (codec version 4), on
+ *   fewer positions;
  * - real ones: `tiny` teachers (L2 H4 C128 T128) trained by build/train on
  *   half of the fortune files (/usr/share/games/fortunes), run forward on
  *   windows of the other half, the exact top-k taken by topk_row. One
@@ -46,6 +47,8 @@
 #define SYN_VOCAB 4096
 #define SEQ_POS 127                 /* positions per synthetic blob: a T = 128 window */
 #define N_SEQ 400                   /* 50,800 synthetic positions */
+#define WIDE_VOCAB 152064           /* Qwen's: beyond 16-bit ids */
+#define WIDE_SEQ 20                 /* 2,540 positions: a logit per id to draw at each */
 #define FORTUNE_DIR "/usr/share/games/fortunes"
 #define REAL_POSITIONS 60000        /* real positions labeled per teacher */
 #define MAX_FILES 64
@@ -91,16 +94,16 @@ static void dataset_free(dataset *d)
 }
 
 /* One position's top-K of softmax(logits) into ids/lp, rank order. */
-static void top_k(const float *logits, int32_t *ids, float *lp)
+static void top_k(const float *logits, int vocab, int32_t *ids, float *lp)
 {
     double max = logits[0], sum = 0.0;
-    for (int v = 1; v < SYN_VOCAB; v++)
+    for (int v = 1; v < vocab; v++)
         max = logits[v] > max ? logits[v] : max;
-    for (int v = 0; v < SYN_VOCAB; v++)
+    for (int v = 0; v < vocab; v++)
         sum += exp(logits[v] - max);
     double lse = max + log(sum);
     int n = 0;
-    for (int v = 0; v < SYN_VOCAB; v++) {
+    for (int v = 0; v < vocab; v++) {
         float x = logits[v];
         if (n == K && x <= logits[ids[K - 1]])
             continue;
@@ -115,32 +118,32 @@ static void top_k(const float *logits, int32_t *ids, float *lp)
         lp[r] = (float)(logits[ids[r]] - lse);
 }
 
-static int make_synthetic(dataset *d, uint64_t seed)
+static int make_synthetic(dataset *d, uint64_t seed, int vocab, int n_seq)
 {
-    float *prior = mem_alloc(SYN_VOCAB * sizeof *prior, "bench prior");
-    float *logits = mem_alloc(SYN_VOCAB * sizeof *logits, "bench logits");
-    uint32_t *perm = mem_alloc(SYN_VOCAB * sizeof *perm, "bench permutation");
+    float *prior = mem_alloc((size_t)vocab * sizeof *prior, "bench prior");
+    float *logits = mem_alloc((size_t)vocab * sizeof *logits, "bench logits");
+    uint32_t *perm = mem_alloc((size_t)vocab * sizeof *perm, "bench permutation");
     int32_t *ids = mem_alloc(SEQ_POS * K * sizeof *ids, "bench ids");
     float *lp = mem_alloc(SEQ_POS * K * sizeof *lp, "bench logprobs");
     if (!prior || !logits || !perm || !ids || !lp)
         return -1;
-    d->vocab = SYN_VOCAB;
+    d->vocab = vocab;
     rng_state rng;
     rng_seed(&rng, seed);
-    sfix_zipf_prior(&rng, SYN_VOCAB, perm, prior);
-    for (int s = 0; s < N_SEQ; s++) {
+    sfix_zipf_prior(&rng, (uint32_t)vocab, perm, prior);
+    for (int s = 0; s < n_seq; s++) {
         for (int i = 0; i < SEQ_POS; i++) {
-            for (int v = 0; v < SYN_VOCAB; v++)
+            for (int v = 0; v < vocab; v++)
                 logits[v] = prior[v] + 0.6f * rng_normal(&rng);
             /* Context: a few plausible continuations, drawn Zipf-like. */
             int n_ctx = 1 + (int)rng_below(&rng, 8);
             for (int j = 0; j < n_ctx; j++) {
-                uint32_t r = (uint32_t)(SYN_VOCAB * powf(rng_uniform(&rng), 3.0f));
+                uint32_t r = (uint32_t)((float)vocab * powf(rng_uniform(&rng), 3.0f));
                 logits[perm[r]] += 2.5f + 2.0f * rng_normal(&rng) - 0.6f * (float)j;
             }
-            for (int v = 0; v < SYN_VOCAB; v++)
+            for (int v = 0; v < vocab; v++)
                 logits[v] *= 1.6f;
-            top_k(logits, ids + i * K, lp + i * K);
+            top_k(logits, vocab, ids + i * K, lp + i * K);
         }
         if (dataset_add(d, SEQ_POS, ids, lp) < 0)
             return -1;
@@ -491,13 +494,17 @@ static int bench_real(softlabel_codec *c)
 
 int main(void)
 {
-    dataset d = {0};
+    dataset d = {0}, wide = {0};
     softlabel_codec *c = softlabel_codec_create();
-    if (!c || make_synthetic(&d, 42) < 0 || measure(c, &d, "synthetic", "") < 0 || bench_real(c) < 0) {
+    if (!c || make_synthetic(&d, 42, SYN_VOCAB, N_SEQ) < 0 || measure(c, &d, "synthetic", "") < 0 ||
+        make_synthetic(&wide, 43, WIDE_VOCAB, WIDE_SEQ) < 0 ||
+        measure(c, &wide, "synthetic, Qwen-sized vocabulary (codec version 4)", "synthetic_v152064_") < 0 ||
+        bench_real(c) < 0) {
         fprintf(stderr, "bench_softlabel: %s\n", err_message());
         return 1;
     }
     dataset_free(&d);
+    dataset_free(&wide);
     softlabel_codec_free(c);
     return 0;
 }

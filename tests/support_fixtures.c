@@ -170,3 +170,61 @@ void sfix_bench_emit(const char *name, double value, const char *unit)
     printf("  %-40s %12.6g %s\n", name, value, unit);
     sfix_bench_record(name, value, unit);
 }
+
+unsigned char *sfix_golden_read(const char *name, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "tests/golden/%s", name);
+    unsigned char *data = NULL;
+    if (file_read_all(path, &data, len) < 0) {
+        fprintf(stderr, "golden file %s: %s (tests run from the repository root)\n", path, err_message());
+        return NULL;
+    }
+    return data;
+}
+
+int sfix_golden_matches(const char *name, const unsigned char *bytes, size_t len)
+{
+    const char *write = getenv("W2S_WRITE_GOLDEN");
+    if (write && !strcmp(write, "1")) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/golden/%s", name);
+        if (file_write_atomic(path, bytes, len) < 0) {
+            fprintf(stderr, "golden file %s: %s\n", path, err_message());
+            return -1;
+        }
+    }
+    size_t have_len;
+    unsigned char *have = sfix_golden_read(name, &have_len);
+    if (!have)
+        return -1;
+    int same = have_len == len && memcmp(have, bytes, len) == 0;
+    if (!same)
+        fprintf(stderr, "golden file tests/golden/%s: %zu bytes differ from the %zu encoded now\n", name,
+                have_len, len);
+    free(have);
+    return same ? 0 : -1;
+}
+
+int sfix_patches_rejected(unsigned char *blob, size_t len, const sfix_patch *patches, size_t n,
+                          int (*decode)(const unsigned char *blob, size_t len))
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char saved = blob[patches[i].at];
+        blob[patches[i].at] = patches[i].value;
+        int rc = decode(blob, len);
+        blob[patches[i].at] = saved;
+        if (rc != -1 || !strstr(err_message(), patches[i].message)) {
+            fprintf(stderr, "patch %zu (byte %d = %#x): decode %d, message \"%s\" lacks \"%s\"\n", i,
+                    patches[i].at, patches[i].value, rc, rc < 0 ? err_message() : "", patches[i].message);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const sfix_patch sfix_wide_vocab_patches[SFIX_WIDE_VOCAB_PATCHES] = {
+    {13, 1, "vocab"},                              /* vocab above 2^24 */
+    {12, 0, "outside vocab"},                      /* vocab 0x49f1: an index is too big */
+    {12, 0x0f, "larger than the expected"},        /* vocab 0xf49f1 */
+};

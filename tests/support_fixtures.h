@@ -1,7 +1,7 @@
 /* support_fixtures: in-process fixtures shared by tests and benches -- the
  * fortune files as one training text, a teacher's top-k soft labels from a
- * logits row, the SQLite integrity check of a database file, and the
- * benchmarks' figures in $BUILD/bench.jsonl.
+ * logits row, the SQLite integrity check of a database file, the golden
+ * files of tests/golden, and the benchmarks' figures in $BUILD/bench.jsonl.
  *
  * Linked into every test and bench binary, so nothing here uses cmocka:
  * functions return 0 / a pointer on success and -1 / NULL on failure with a
@@ -46,6 +46,34 @@ void sfix_zipf_prior(rng_state *rng, uint32_t vocab, uint32_t *perm, float *prio
 
 int sfix_blob_cuts_rejected(const unsigned char *blob, size_t len,
                             int (*decode)(const unsigned char *blob, size_t len));
+
+/* One hostile header: the byte at offset at set to value, which decode must
+ * refuse with a message holding message. */
+typedef struct sfix_patch {
+    int at;
+    unsigned char value;
+    const char *message;
+} sfix_patch;
+
+/* Applies each patch to blob in turn (restoring the byte after) and decodes.
+ * @return 0 when every patched blob was refused with its message, else -1
+ * naming the case on stderr. */
+int sfix_patches_rejected(unsigned char *blob, size_t len, const sfix_patch *patches, size_t n,
+                          int (*decode)(const unsigned char *blob, size_t len));
+
+/* The patches of the vocabulary field every wide blob (codec versions 4 and
+ * 5) of vocab 150,001 = 0x249f1 must refuse, decoded for that vocabulary. */
+#define SFIX_WIDE_VOCAB_PATCHES 3
+extern const sfix_patch sfix_wide_vocab_patches[SFIX_WIDE_VOCAB_PATCHES];
+
+/* Golden files of the formats, tests/golden/NAME (relative to the repository
+ * root, where the tests run). sfix_golden_read: a malloc'ed copy of the file,
+ * or NULL (said on stderr). sfix_golden_matches: 0 when the file holds
+ * exactly bytes[0..len), else -1 (said on stderr); with W2S_WRITE_GOLDEN=1 in
+ * the environment it first (re)writes the file from bytes, which is how the
+ * committed files were made. */
+unsigned char *sfix_golden_read(const char *name, size_t *len);
+int sfix_golden_matches(const char *name, const unsigned char *bytes, size_t len);
 
 /* Benchmarks: appends {"bench": name, "value": value, "unit": unit} as one
  * line to $BUILD/bench.jsonl (BUILD defaults to build); a file that cannot

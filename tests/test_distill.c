@@ -881,6 +881,7 @@ static void test_info(void **state)
     assert_int_equal(json_int_of(out, "sequences"), query_int(ref_db, "SELECT COUNT(*) FROM sequences"));
     assert_int_equal(json_int_of(out, "k"), 8);
     assert_int_equal(json_int_of(out, "complete"), 1);
+    assert_int_equal(json_int_of(out, "token_bytes"), 2);
     free(out);
     const char *human[] = {"info", ref_db, NULL};
     assert_int_equal(run(human), 0);

@@ -1,7 +1,9 @@
 /* Tests of labels.db access: creation and reopening, refusal of another
  * teacher / tokenizer / k / schema version / non-database file, resumable
  * record lookup, read-only conditions, corrupt rows, shard merging, and
- * integrity after all of it. Files live in a fresh temporary directory. */
+ * integrity after all of it; token ids beyond 16 bits (schema version 2) and
+ * the golden databases of versions 1 and 2. Files live in a fresh temporary
+ * directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,8 @@
 
 #include "base/err.h"
 #include "labels/labels_db.h"
+#include "labels/softlabel.h"
+#include "support_cli.h"
 #include "support_fixtures.h"
 
 static char dir[256];
@@ -149,10 +153,10 @@ static void test_refuses_mismatch(void **state)
     other.codec_version = 2;
     expect_open_write_fails(p, &other, "codec version");
 
-    exec_raw(p, "PRAGMA user_version = 2");
-    expect_open_write_fails(p, &m, "schema version 2");
+    exec_raw(p, "PRAGMA user_version = 3");
+    expect_open_write_fails(p, &m, "schema version 3");
     assert_null(labels_db_open_read(p));
-    assert_non_null(strstr(err_message(), "schema version 2"));
+    assert_non_null(strstr(err_message(), "schema version 3"));
     assert_non_null(strstr(err_message(), p));
 }
 
@@ -398,6 +402,156 @@ static void test_merge(void **state)
     assert_int_equal(sfix_db_integrity(s1, SQLITE_OPEN_READONLY), 0);
 }
 
+/* A teacher of 152,064 ids (Qwen's): 4-byte token ids, read back exactly;
+ * such a shard does not merge into a database of 2-byte ids. */
+static void test_wide_tokens(void **state)
+{
+    (void)state;
+    const char *p = path_of("wide.db");
+    labels_meta m = meta_of(1, 2, 32);
+    m.teacher_config.vocab = 152064;
+    labels_db *db = labels_db_open_write(p, &m);
+    assert_non_null(db);
+    int32_t tokens[6] = {0, 65535, 65536, 150000, 152063, 7};
+    labels_row row = {"wide", "", 0, 0, 1, 6, tokens, tok_blob, 1, 0, 0, 0, 0};
+    assert_int_equal(labels_db_begin(db), 0);
+    assert_int_equal(labels_db_insert(db, &row), 0);
+    assert_int_equal(labels_db_commit(db), 0);
+    labels_meta got;
+    assert_int_equal(labels_db_meta(db, &got), 0);
+    assert_int_equal(got.token_bytes, 4);
+    labels_meta_free(&got);
+    assert_int_equal(labels_db_close(db), 0);
+
+    db = labels_db_open_read(p);
+    assert_non_null(db);
+    int32_t back[8];
+    unsigned char *blob = NULL;
+    size_t cap = 0, len = 0;
+    int n = 0;
+    assert_int_equal(labels_db_read(db, 1, back, 8, &n, &blob, &cap, &len), 0);
+    assert_int_equal(n, 6);
+    assert_memory_equal(back, tokens, sizeof tokens);
+    free(blob);
+    labels_db_close(db);
+    assert_int_equal(labels_token_bytes(65536), 2);
+    assert_int_equal(labels_token_bytes(65537), 4);
+
+    /* same teacher and tokenizer hashes, other token width */
+    const char *narrow = path_of("narrow.db");
+    labels_meta nm = meta_of(1, 2, 32);
+    db = labels_db_open_write(narrow, &nm);
+    assert_non_null(db);
+    assert_int_equal(labels_db_merge_from(db, p), -1);
+    assert_non_null(strstr(err_message(), "token ids of 4 bytes"));
+    assert_int_equal(labels_db_close(db), 0);
+}
+
+/* Reads seq_id 1 and 2 of a golden database and checks their tokens and
+ * that each blob decodes to its row's next tokens at rank 0. */
+static void check_golden_rows(labels_db *db, const int32_t *row2, int vocab)
+{
+    static const int32_t row1[9] = {'h', 0xc3, 0xa9, 'l', 'l', 'o', 0, ' ', 'w'};
+    const int32_t *want[2] = {row1, row2};
+    const int lens[2] = {9, 5};
+    softlabel_codec *c = softlabel_codec_create();
+    int32_t tokens[16], ids[16 * 4];
+    float lp[16 * 4], tail[16];
+    unsigned char *blob = NULL;
+    size_t cap = 0, len = 0;
+    for (int r = 0; r < 2; r++) {
+        int n = 0, np, k;
+        assert_int_equal(labels_db_read(db, r + 1, tokens, 16, &n, &blob, &cap, &len), 0);
+        assert_int_equal(n, lens[r]);
+        assert_memory_equal(tokens, want[r], (size_t)n * sizeof *tokens);
+        assert_int_equal(softlabel_decode(c, blob, len, vocab, 16, 4, ids, lp, tail, &np, &k), 0);
+        assert_int_equal(np, n - 1);
+        for (int i = 0; i < np; i++)
+            assert_int_equal(ids[i * 4], tokens[i + 1]);
+    }
+    free(blob);
+    softlabel_codec_free(c);
+}
+
+/* Reads path with plain sqlite3: its user_version is version and the tokens
+ * blob of the row matching where is hex, byte for byte. */
+static void expect_raw_tokens(const char *path, const char *where, int version, const char *hex)
+{
+    sqlite3 *raw;
+    sqlite3_stmt *st;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT (SELECT user_version FROM pragma_user_version), hex(tokens) "
+                              "FROM sequences WHERE %s", where);
+    assert_int_equal(sqlite3_open_v2(path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), version);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), hex);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+}
+
+/* tests/golden/labels_v1.db, written by the schema version 1 library (2-byte
+ * tokens, no token_bytes in meta, codec version 3, vocab 270), vacuumed to
+ * 512-byte pages: still read, and a writer resuming it adds 2-byte rows
+ * without changing its version. */
+static void test_golden_v1_database(void **state)
+{
+    (void)state;
+    const char *p = path_of("golden_v1.db");
+    assert_int_equal(scli_copy_file("tests/golden/labels_v1.db", p), 0);
+    labels_db *db = labels_db_open_read(p);
+    if (!db)
+        fail_msg("%s", err_message());
+    labels_meta m;
+    assert_int_equal(labels_db_meta(db, &m), 0);
+    assert_int_equal(m.token_bytes, 2);
+    assert_int_equal(m.codec_version, SOFTLABEL_CODEC_VERSION);
+    assert_int_equal(m.teacher_config.vocab, 270);
+    const int32_t row2[5] = {3, 257, 269, 260, 100};
+    check_golden_rows(db, row2, 270);
+    labels_db_close(db);
+
+    db = labels_db_open_write(p, &m);
+    if (!db)
+        fail_msg("%s", err_message());
+    int32_t tokens[3] = {5, 6, 269};
+    labels_row row = {"more", "", 0, 0, 1, 3, tokens, tok_blob, 1, 0, 0, 0, 0};
+    assert_int_equal(labels_db_begin(db), 0);
+    assert_int_equal(labels_db_insert(db, &row), 0);
+    tokens[2] = 70000;
+    row.record_index = 1;
+    assert_int_equal(labels_db_insert(db, &row), -1);
+    assert_non_null(strstr(err_message(), "does not fit 2 bytes"));
+    assert_int_equal(labels_db_commit(db), 0);
+    assert_int_equal(labels_db_close(db), 0);
+    labels_meta_free(&m);
+    expect_raw_tokens(p, "source = 'more'", LABELS_SCHEMA_V1, "050006000D01");
+    assert_int_equal(sfix_db_integrity(p, SQLITE_OPEN_READONLY), 0);
+}
+
+/* tests/golden/labels_v2.db, written by this library for a teacher of vocab
+ * 150000 (its tokenizer, of 270 ids, only fills the meta row): 4-byte tokens
+ * little-endian, codec version 4 blobs. */
+static void test_golden_v2_database(void **state)
+{
+    (void)state;
+    labels_db *db = labels_db_open_read("tests/golden/labels_v2.db");
+    if (!db)
+        fail_msg("%s", err_message());
+    labels_meta m;
+    assert_int_equal(labels_db_meta(db, &m), 0);
+    assert_int_equal(m.token_bytes, 4);
+    assert_int_equal(m.codec_version, SOFTLABEL_TOPK_WIDE_VERSION);
+    assert_int_equal(m.teacher_config.vocab, 150000);
+    labels_meta_free(&m);
+    const int32_t row2[5] = {3, 257, 149999, 70000, 65535};
+    check_golden_rows(db, row2, 150000);
+    labels_db_close(db);
+    expect_raw_tokens("tests/golden/labels_v2.db", "seq_id = 2", LABELS_SCHEMA_VERSION,
+                      "0300000001010000EF49020070110100FFFF0000");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +562,9 @@ int main(void)
         cmocka_unit_test(test_select_conditions),
         cmocka_unit_test(test_corrupt_rows),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_wide_tokens),
+        cmocka_unit_test(test_golden_v1_database),
+        cmocka_unit_test(test_golden_v2_database),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

@@ -118,7 +118,9 @@ static void check_round_trip(softlabel_codec *c, const draws *d)
     softlabel_info info;
     assert_int_equal(softlabel_peek_info(blob, len, &info), 0);
     assert_int_equal(info.kind, SOFTLABEL_KIND_SAMPLED);
-    assert_int_equal(info.version, SOFTLABEL_SAMPLED_VERSION);
+    assert_int_equal(info.version, d->vocab > SOFTLABEL_NARROW_VOCAB ? SOFTLABEL_SAMPLED_WIDE_VERSION
+                                                                    : SOFTLABEL_SAMPLED_VERSION);
+    assert_int_equal(info.version, softlabel_version_for(SOFTLABEL_KIND_SAMPLED, d->vocab));
     assert_int_equal(info.n_pos, d->n_pos);
     assert_int_equal(info.k, d->n);
     assert_int_equal(info.vocab, d->vocab);
@@ -187,6 +189,7 @@ static void test_round_trip(void **state)
     const int shapes[][4] = {   /* n_pos, N, vocab, sharpness x 10 */
         {1, 1, 1, 10}, {3, 1, 50, 10}, {5, 2, 2, 0}, {7, 255, 3, 5}, {40, 50, 4096, 20},
         {128, 50, 512, 30}, {9, 255, 65536, 5}, {200, 12, 100, 10}, {4, 255, 300, 0},
+        {20, 50, 150001, 5}, {6, 255, 100000, 0}, {3, 8, 65537, 10},   /* the wide version */
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         draws d;
@@ -253,7 +256,7 @@ static void test_encode_rejects_bad_input(void **state)
         {1, 0, 10, 0, 1, "samples"},
         {1, 256, 10, 0, 1, "samples"},
         {1, 4, 0, 0, 1, "vocab"},
-        {1, 4, 65537, 0, 1, "vocab"},
+        {1, 4, SOFTLABEL_MAX_VOCAB + 1, 0, 1, "vocab"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         counts[3] = cases[i].c3;
@@ -364,6 +367,81 @@ static void test_patched_headers(void **state)
     int np, k;
     assert_int_equal(softlabel_decode(c, blob, len, 4096, 64, 49, ids, lp, tail, &np, &k), -1);
     assert_non_null(strstr(err_message(), "exceed the room"));
+    free(blob);
+    softlabel_codec_free(c);
+}
+
+static int decode_wide_cut(const unsigned char *blob, size_t len)
+{
+    return decode_into_room(cut_codec, blob, len, 150001);
+}
+
+/* A wide (version 5) blob: cut, patched and pointed at a smaller vocabulary. */
+static void test_wide_hostile(void **state)
+{
+    (void)state;
+    softlabel_codec *c = softlabel_codec_create();
+    rng_state rng;
+    rng_seed(&rng, 37);
+    draws d;
+    make_draws(&d, &rng, 30, 50, 150001, 1.0f);
+    size_t len;
+    unsigned char *blob = encode(c, &d, &len);
+    assert_int_equal(decode_into_room(c, blob, len, 150001), 0);
+    cut_codec = c;
+    assert_int_equal(sfix_blob_cuts_rejected(blob, len, decode_wide_cut), 0);
+    const sfix_patch cases[] = {
+        {2, SOFTLABEL_SAMPLED_VERSION, "entries"},     /* a 16-byte header: D read from the vocab field */
+        {14, 0, "payload declares"}, {17, 0x40, "entries"},   /* D changed in range, D huge */
+    };
+    assert_int_equal(sfix_patches_rejected(blob, len, cases, sizeof cases / sizeof cases[0], decode_wide_cut), 0);
+    assert_int_equal(sfix_patches_rejected(blob, len, sfix_wide_vocab_patches, SFIX_WIDE_VOCAB_PATCHES,
+                                           decode_wide_cut), 0);
+    assert_int_equal(decode_into_room(c, blob, len, 150001), 0);
+    free(blob);
+    free_draws(&d);
+    softlabel_codec_free(c);
+}
+
+/* The version 5 golden blob (tests/golden/softlabel_sampled_v5.bin): 3
+ * positions of N 8 over vocab 150000, {70000: 5, 3: 2, 149999: 1},
+ * {65536: 8}, {12: 2, 70000: 2, 100000: 2, 149999: 2}. It decodes to these
+ * counts in canonical order and today's encoder writes it byte for byte. */
+static void test_version5_golden(void **state)
+{
+    (void)state;
+    softlabel_codec *c = softlabel_codec_create();
+    const int32_t in_ids[24] = {3, 149999, 70000, 0, 0, 0, 0, 0,
+                                65536, 0, 0, 0, 0, 0, 0, 0,
+                                149999, 100000, 70000, 12, 0, 0, 0, 0};
+    const uint8_t in_counts[24] = {2, 1, 5, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0};
+    const int32_t want_ids[24] = {70000, 3, 149999, 70000, 70000, 70000, 70000, 70000,
+                                  65536, 65536, 65536, 65536, 65536, 65536, 65536, 65536,
+                                  12, 70000, 100000, 149999, 12, 12, 12, 12};
+    const uint8_t want_counts[24] = {5, 2, 1, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0};
+    unsigned char *blob = NULL;
+    size_t cap = 0, len = 0;
+    assert_int_equal(softlabel_encode_sampled(c, in_ids, in_counts, 3, 8, 150000, &blob, &cap, &len), 0);
+    assert_int_equal(sfix_golden_matches("softlabel_sampled_v5.bin", blob, len), 0);
+    free(blob);
+    blob = sfix_golden_read("softlabel_sampled_v5.bin", &len);
+    assert_non_null(blob);
+    softlabel_info info;
+    assert_int_equal(softlabel_peek_info(blob, len, &info), 0);
+    assert_int_equal(info.version, SOFTLABEL_SAMPLED_WIDE_VERSION);
+    assert_int_equal(info.kind, SOFTLABEL_KIND_SAMPLED);
+    assert_int_equal(info.vocab, 150000);
+    assert_int_equal(info.entries, 8);
+    int32_t ids[24];
+    uint8_t counts[24];
+    int np, n;
+    assert_int_equal(softlabel_decode_sampled(c, blob, len, 150000, 3, 8, ids, counts, &np, &n), 0);
+    assert_int_equal(np, 3);
+    assert_int_equal(n, 8);
+    assert_memory_equal(ids, want_ids, sizeof ids);
+    assert_memory_equal(counts, want_counts, sizeof counts);
+    cut_codec = c;
+    assert_int_equal(sfix_blob_cuts_rejected(blob, len, decode_wide_cut), 0);
     free(blob);
     softlabel_codec_free(c);
 }
@@ -801,6 +879,8 @@ int main(void)
         cmocka_unit_test(test_encode_rejects_bad_input),
         cmocka_unit_test(test_truncated_and_trailing),
         cmocka_unit_test(test_patched_headers),
+        cmocka_unit_test(test_wide_hostile),
+        cmocka_unit_test(test_version5_golden),
         cmocka_unit_test(test_crafted_payloads),
         cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_sampled_kd_gradient),

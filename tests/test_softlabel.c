@@ -1,7 +1,8 @@
 /* Tests of the soft-label codec: round trips (ids exact, log-probs within the
- * documented bound, tail consistent), KL against a direct computation, and
+ * documented bound, tail consistent), KL against a direct computation,
  * hostile blobs (truncated, patched headers, crafted payloads, random bytes)
- * rejected with a message. */
+ * rejected with a message, the wide version over vocabularies beyond 16-bit
+ * ids, and the golden blobs of versions 1 and 4. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "base/err.h"
 #include "base/rng.h"
 #include "labels/softlabel.h"
+#include "labels/softlabel_frame.h"
 #include "support_fixtures.h"
 
 typedef struct labels {
@@ -183,7 +185,8 @@ static void test_encode_rejects_bad_input(void **state)
     assert_non_null(strstr(err_message(), "id 5"));
     assert_int_equal(softlabel_encode(c, ids, lp, 0, 2, 6, &blob, &cap, &len), -1);
     assert_int_equal(softlabel_encode(c, ids, lp, 1, 0, 6, &blob, &cap, &len), -1);
-    assert_int_equal(softlabel_encode(c, ids, lp, 1, 2, 70000, &blob, &cap, &len), -1);
+    assert_int_equal(softlabel_encode(c, ids, lp, 1, 2, SOFTLABEL_MAX_VOCAB + 1, &blob, &cap, &len), -1);
+    assert_non_null(strstr(err_message(), "vocab"));
     lp[1] = NAN;
     assert_int_equal(softlabel_encode(c, ids, lp, 1, 2, 6, &blob, &cap, &len), -1);
     lp[1] = 0.5f;
@@ -374,6 +377,200 @@ static void test_deterministic_bytes(void **state)
     softlabel_codec_free(b);
 }
 
+/* Labels over a wide vocabulary: k distinct ids per position, a quarter from
+ * a small pool that recurs across positions, the rest anywhere below vocab
+ * (mostly >= 65536); log-probs of sorted random logits next to a tail bucket. */
+static void make_wide_labels(labels *l, rng_state *rng, int n_pos, int k, int vocab)
+{
+    l->n_pos = n_pos;
+    l->k = k;
+    l->vocab = vocab;
+    l->ids = malloc((size_t)n_pos * k * sizeof *l->ids);
+    l->lp = malloc((size_t)n_pos * k * sizeof *l->lp);
+    double *z = malloc((size_t)k * sizeof *z);
+    assert_non_null(l->ids);
+    assert_non_null(l->lp);
+    assert_non_null(z);
+    for (int i = 0; i < n_pos; i++) {
+        int32_t *id = l->ids + (size_t)i * k;
+        for (int r = 0; r < k; r++) {
+            int fresh;
+            do {
+                id[r] = (int32_t)(rng_below(rng, 4) ? rng_below(rng, (uint64_t)vocab) : rng_below(rng, 16));
+                fresh = 1;
+                for (int q = 0; q < r; q++)
+                    fresh &= id[q] != id[r];
+            } while (!fresh);
+            z[r] = 2.0 * rng_normal(rng);
+        }
+        for (int r = 1; r < k; r++)   /* descending */
+            for (int q = r; q > 0 && z[q] > z[q - 1]; q--) {
+                double t = z[q];
+                z[q] = z[q - 1];
+                z[q - 1] = t;
+            }
+        double sum = exp(z[k - 1] - z[0] - 1.0);   /* the tail bucket */
+        for (int r = 0; r < k; r++)
+            sum += exp(z[r] - z[0]);
+        for (int r = 0; r < k; r++)
+            l->lp[(size_t)i * k + r] = (float)(z[r] - z[0] - log(sum));
+    }
+    free(z);
+}
+
+static int encoded_version(softlabel_codec *c, const labels *l)
+{
+    unsigned char *blob = NULL;
+    size_t cap = 0, len = 0;
+    softlabel_info info;
+    assert_int_equal(softlabel_encode(c, l->ids, l->lp, l->n_pos, l->k, l->vocab, &blob, &cap, &len), 0);
+    assert_int_equal(softlabel_peek_info(blob, len, &info), 0);
+    assert_int_equal(info.vocab, l->vocab);
+    free(blob);
+    return info.version;
+}
+
+/* Ids of 17 to 24 bits round-trip in the wide version (4); a vocabulary that
+ * fits 16 bits keeps version 3. */
+static void test_wide_vocab(void **state)
+{
+    (void)state;
+    softlabel_codec *c = softlabel_codec_create();
+    assert_non_null(c);
+    rng_state rng;
+    rng_seed(&rng, 11);
+    const int shapes[][3] = {   /* n_pos, k, vocab */
+        {20, 32, 150001}, {5, 4, 65537}, {50, 8, 100000}, {1, 1, 70000}, {3, 16, SOFTLABEL_MAX_VOCAB},
+        {9, 32, 65536}, {9, 32, 50257},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        labels l;
+        make_wide_labels(&l, &rng, shapes[s][0], shapes[s][1], shapes[s][2]);
+        assert_true(round_trip(c, &l) < 5e-4);
+        int want = l.vocab > SOFTLABEL_NARROW_VOCAB ? SOFTLABEL_TOPK_WIDE_VERSION : SOFTLABEL_CODEC_VERSION;
+        assert_int_equal(encoded_version(c, &l), want);
+        assert_int_equal(softlabel_version_for(SOFTLABEL_KIND_TOPK, l.vocab), want);
+        free_labels(&l);
+    }
+    softlabel_codec_free(c);
+}
+
+static int decode_wide_cut(const unsigned char *blob, size_t len)
+{
+    return decode_into_room(cut_codec, blob, len, 150001);
+}
+
+static void test_wide_hostile(void **state)
+{
+    (void)state;
+    softlabel_codec *c = softlabel_codec_create();
+    rng_state rng;
+    rng_seed(&rng, 12);
+    labels l;
+    make_wide_labels(&l, &rng, 30, 16, 150001);
+    unsigned char *blob = NULL;
+    size_t cap = 0, len = 0;
+    assert_int_equal(softlabel_encode(c, l.ids, l.lp, 30, 16, 150001, &blob, &cap, &len), 0);
+    assert_int_equal(decode_into_room(c, blob, len, 150001), 0);
+    cut_codec = c;
+    assert_int_equal(sfix_blob_cuts_rejected(blob, len, decode_wide_cut), 0);
+    const sfix_patch narrow = {2, SOFTLABEL_CODEC_VERSION, "zstd frame"};   /* 12-byte header: the frame moves */
+    assert_int_equal(sfix_patches_rejected(blob, len, &narrow, 1, decode_wide_cut), 0);
+    assert_int_equal(sfix_patches_rejected(blob, len, sfix_wide_vocab_patches, SFIX_WIDE_VOCAB_PATCHES,
+                                           decode_wide_cut), 0);
+    assert_int_equal(decode_into_room(c, blob, len, 150001), 0);
+    free(blob);
+    free_labels(&l);
+    softlabel_codec_free(c);
+}
+
+/* The move-to-front codes of the codec (the list for small vocabularies, the
+ * Fenwick trees above) against the obvious list of 32-bit ids, coding and
+ * decoding: ids that recur, ids never seen, the last id of the vocabulary. */
+static void test_mtf_against_reference(void **state)
+{
+    (void)state;
+    softlabel_codec *c = softlabel_codec_create();
+    rng_state rng;
+    rng_seed(&rng, 21);
+    const int vocabs[] = {1, 2, 300, 8192, 8193, 50257, 150001};
+    enum { USES = 3000 };
+    uint32_t *ref = malloc(sizeof *ref * 150001), ids[USES];
+    unsigned codes[USES];
+    assert_non_null(ref);
+    for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+        int vocab = vocabs[v];
+        for (int i = 0; i < vocab; i++)
+            ref[i] = (uint32_t)i;
+        softlabel_mtf m;
+        assert_int_equal(softlabel_mtf_start(c, vocab, USES, &m), 0);
+        assert_int_equal(m.tree, vocab > 8192);
+        for (int u = 0; u < USES; u++) {
+            uint32_t id = u == 7 ? (uint32_t)vocab - 1 : rng_below(&rng, 3) ? (uint32_t)rng_below(&rng, 40) % (uint32_t)vocab
+                                                                           : (uint32_t)rng_below(&rng, (uint64_t)vocab);
+            unsigned at = 0;
+            while (ref[at] != id)
+                at++;
+            memmove(ref + 1, ref, at * sizeof *ref);
+            ref[0] = id;
+            ids[u] = id;
+            codes[u] = softlabel_mtf_encode(&m, id);
+            if (codes[u] != at)
+                fail_msg("vocab %d use %d: code %u, the list says %u", vocab, u, codes[u], at);
+        }
+        assert_int_equal(softlabel_mtf_start(c, vocab, USES, &m), 0);
+        for (int u = 0; u < USES; u++)
+            assert_int_equal(softlabel_mtf_decode(&m, codes[u]), ids[u]);
+    }
+    free(ref);
+    softlabel_codec_free(c);
+}
+
+/* The version 4 golden blob (tests/golden/softlabel_topk_v4.bin): 3
+ * positions, k 4, vocab 150000, ids {3 70000 149999 65536} {70000 3 100000
+ * 12} {149999 65535 3 70000}, the log-probs of the version 1 golden blob. It
+ * decodes to these values and today's encoder writes it byte for byte. */
+static void test_version4_golden(void **state)
+{
+    (void)state;
+    softlabel_codec *c = softlabel_codec_create();
+    const int32_t want_ids[12] = {3, 70000, 149999, 65536, 70000, 3, 100000, 12, 149999, 65535, 3, 70000};
+    const float in_lp[12] = {-0.2f, -2.1f, -3.0f, -4.5f, -0.7f, -1.0f, -2.5f, -6.0f,
+                             -1.3f, -1.4f, -1.5f, -1.6f};
+    /* ranks >= 2 on the 1/1024-nat grid with the version 3 steps */
+    const float want_lp[12] = {-0.202701584f, -2.09960938f, -3.00195312f, -4.484375f,
+                               -0.703101099f, -0.99609375f, -2.49414062f, -5.99414062f,
+                               -1.30918741f, -1.39648438f, -1.49609375f, -1.59570312f};
+    const float want_tail[3] = {0.0f, 0.0505723096f, 0.0557257831f};
+    unsigned char *blob = NULL;
+    size_t cap = 0, len = 0;
+    assert_int_equal(softlabel_encode(c, want_ids, in_lp, 3, 4, 150000, &blob, &cap, &len), 0);
+    assert_int_equal(sfix_golden_matches("softlabel_topk_v4.bin", blob, len), 0);
+    free(blob);
+    blob = sfix_golden_read("softlabel_topk_v4.bin", &len);
+    assert_non_null(blob);
+    softlabel_info info;
+    assert_int_equal(softlabel_peek_info(blob, len, &info), 0);
+    assert_int_equal(info.version, SOFTLABEL_TOPK_WIDE_VERSION);
+    assert_int_equal(info.kind, SOFTLABEL_KIND_TOPK);
+    assert_int_equal(info.vocab, 150000);
+    int32_t ids[12];
+    float lp[12], tail[3];
+    int np, k;
+    assert_int_equal(softlabel_decode(c, blob, len, 150000, 3, 4, ids, lp, tail, &np, &k), 0);
+    assert_int_equal(np, 3);
+    assert_int_equal(k, 4);
+    assert_memory_equal(ids, want_ids, sizeof ids);
+    for (int i = 0; i < 12; i++)
+        assert_true(fabsf(lp[i] - want_lp[i]) <= 1e-6f);
+    for (int i = 0; i < 3; i++)
+        assert_true(fabsf(tail[i] - want_tail[i]) <= 1e-6f);
+    cut_codec = c;
+    assert_int_equal(sfix_blob_cuts_rejected(blob, len, decode_wide_cut), 0);
+    free(blob);
+    softlabel_codec_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +578,10 @@ int main(void)
         cmocka_unit_test(test_round_trip_extremes),
         cmocka_unit_test(test_encode_rejects_bad_input),
         cmocka_unit_test(test_truncated_and_trailing),
+        cmocka_unit_test(test_version4_golden),
+        cmocka_unit_test(test_wide_vocab),
+        cmocka_unit_test(test_mtf_against_reference),
+        cmocka_unit_test(test_wide_hostile),
         cmocka_unit_test(test_patched_headers),
         cmocka_unit_test(test_crafted_payloads),
         cmocka_unit_test(test_random_bytes),

@@ -1,4 +1,6 @@
 /* Test of the SQLite extension build/softlabel.so in the stock sqlite3 shell:
+ * (detokenize also on window edges that split UTF-8 characters, and on the
+ * golden labels.db files of schema versions 1 and 2, tests/golden)
  * on a labels.db made here (a tokenizer trained on a few sentences, random
  * soft labels), the rows of `topk` and the values of topk_json, topk_entropy
  * and detokenize equal what the codec and the tokenizer give in C, and a bad
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "support_cli.h"
 #include "labels/labels_db.h"
 #include "base/rng.h"
 #include "labels/softlabel.h"
@@ -369,7 +372,7 @@ static void test_bad_blobs(void **state)
     assert_int_not_equal(rc, 0);
     rc = shell("SELECT detokenize(x'010203');", out, sizeof out);
     assert_int_not_equal(rc, 0);
-    assert_non_null(strstr(out, "odd length"));
+    assert_non_null(strstr(out, "not whole 2-byte ids"));
     rc = shell("SELECT count(*) FROM topk WHERE seq_id = 1;", out, sizeof out);
     assert_int_equal(rc, 0);
 }
@@ -548,6 +551,81 @@ static void test_readme_sql_examples(void **state)
     assert_true(uncertain_checked);
 }
 
+/* The tokens blob (2-byte ids) of the single bytes of b, as an SQL literal. */
+static void byte_tokens_sql(const unsigned char *b, size_t n, char *out)
+{
+    out += sprintf(out, "x'");
+    for (size_t i = 0; i < n; i++)
+        out += sprintf(out, "%02X00", b[i]);
+    sprintf(out, "'");
+}
+
+/* detokenize returns valid UTF-8 of the exact length: a NUL stays, every
+ * maximal subpart of an ill-formed or cut sequence becomes U+FFFD (EF BF BD). */
+static void test_detokenize_utf8(void **state)
+{
+    (void)state;
+    skip_unless_loadable();
+    static const struct { const char *in, *want; } cases[] = {
+        {"h\xc3\xa9llo\0 w", "68C3A96C6C6F002077"},               /* NUL kept, é kept */
+        {"\xa9llo", "EFBFBD6C6C6F"},                               /* window starts mid-character */
+        {"ab\xc3", "6162EFBFBD"},                                  /* window ends mid-character */
+        {"\xe2\x82x", "EFBFBD78"},                                /* one U+FFFD for E2 82 */
+        {"\xed\xa0\x80", "EFBFBDEFBFBDEFBFBD"},                   /* a surrogate */
+        {"\xf4\x90", "EFBFBDEFBFBD"},                             /* beyond U+10FFFF */
+        {"\xc0\xaf", "EFBFBDEFBFBD"},                             /* overlong */
+        {"\xf0\x9f\x98\x80!", "F09F988021"},                       /* U+1F600 */
+        {"\xf0\x9f\x98", "EFBFBD"},                               /* ... cut */
+    };
+    static const size_t lens[] = {9, 4, 3, 3, 3, 2, 2, 5, 3};
+    static char out[1 << 12], sql[1 << 12], want[1 << 12];
+    char *q = sql;
+    want[0] = '\0';
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char lit[256];
+        byte_tokens_sql((const unsigned char *)cases[i].in, lens[i], lit);
+        q += sprintf(q, "SELECT hex(detokenize(%s)), length(CAST(detokenize(%s) AS BLOB));\n", lit, lit);
+        sprintf(want + strlen(want), "%s|%zu\n", cases[i].want, strlen(cases[i].want) / 2);
+    }
+    int rc = shell(sql, out, sizeof out);
+    if (rc != 0)
+        fail_msg("sqlite3 exited %d: %s", rc, out);
+    assert_string_equal(out, want);
+}
+
+/* The golden databases: detokenize reads 2-byte ids (version 1, no
+ * token_bytes) and 4-byte ids (version 2); topk shows ids beyond 16 bits. */
+static void test_golden_databases(void **state)
+{
+    (void)state;
+    skip_unless_loadable();
+    static char out[1 << 12];
+    char v1[400], v2[400];
+    snprintf(v1, sizeof v1, "%s/golden_v1.db", fx.dir);
+    snprintf(v2, sizeof v2, "%s/golden_v2.db", fx.dir);
+    assert_int_equal(scli_copy_file("tests/golden/labels_v1.db", v1), 0);
+    assert_int_equal(scli_copy_file("tests/golden/labels_v2.db", v2), 0);
+    const char *sql = "SELECT hex(detokenize(tokens)) FROM sequences WHERE seq_id = 1;\n"
+                      "SELECT token_id, hex(token_text) FROM topk WHERE seq_id = 1 AND pos = 1 AND rank = 0;\n"
+                      "SELECT group_concat(token_id) FROM topk WHERE seq_id = 2 AND rank = 0;";
+    int rc = shell_on(v1, sql, out, sizeof out);
+    if (rc != 0)
+        fail_msg("sqlite3 exited %d: %s", rc, out);
+    assert_string_equal(out, "68C3A96C6C6F002077\n169|A9\n257,269,260,100\n");
+    rc = shell_on(v2, sql, out, sizeof out);
+    if (rc != 0)
+        fail_msg("sqlite3 exited %d: %s", rc, out);
+    assert_string_equal(out, "68C3A96C6C6F002077\n169|A9\n257,149999,70000,65535\n");
+    /* ids beyond the stored tokenizer: no token text, and no text for detokenize */
+    rc = shell_on(v2, "SELECT token_text IS NULL FROM topk WHERE seq_id = 2 AND pos = 2 AND rank = 0;", out,
+                  sizeof out);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, "1\n");
+    rc = shell_on(v2, "SELECT detokenize(tokens) FROM sequences WHERE seq_id = 2;", out, sizeof out);
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(out, "token 149999 at 2 outside the vocabulary"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +634,8 @@ int main(void)
         cmocka_unit_test(test_topk_rows),
         cmocka_unit_test(test_scalar_functions),
         cmocka_unit_test(test_sampled_rows),
+        cmocka_unit_test(test_detokenize_utf8),
+        cmocka_unit_test(test_golden_databases),
         cmocka_unit_test(test_bad_blobs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -39,8 +39,10 @@ struct labels_db {
     int wal;             /* switched to WAL by this handle's first transaction */
     int created;         /* this handle's open put the file at path */
     filelock lock;       /* writers only: one writer per database */
+    int version;         /* PRAGMA user_version: 1 or 2 */
+    int token_bytes;     /* bytes per id of the tokens blobs: 2 or 4 */
     sqlite3_stmt *begin, *commit, *has, *insert, *read;
-    unsigned char *tok16; size_t tok16_cap;    /* uint16 LE staging for inserts */
+    unsigned char *tok_blob; size_t tok_blob_cap;    /* tokens blob staging for inserts */
     int ext_registered;  /* the extension's SQL functions are on db */
 };
 
@@ -118,8 +120,10 @@ static labels_db *open_handle(const char *path, int flags)
     return d;
 }
 
-/* Refuses a database whose user_version is not ours (0 with no tables means
- * "empty": only a writer may create the schema in it). */
+/* Refuses a database whose user_version is not one we read (0 with no tables
+ * means "empty": only a writer may create the schema in it). Version 1
+ * differs from 2 only in having no token_bytes in meta (its tokens blobs are
+ * always 16-bit), so a writer extends a version 1 database as it is. */
 static int check_version(labels_db *d, int *empty)
 {
     int64_t version, tables;
@@ -128,9 +132,38 @@ static int check_version(labels_db *d, int *empty)
     *empty = version == 0 && tables == 0;
     if (*empty)
         return 0;
-    if (version != LABELS_SCHEMA_VERSION)
-        return err_set("%s: labels.db schema version %" PRId64 ", this program reads version %d",
-                       d->path, version, LABELS_SCHEMA_VERSION);
+    if (version != LABELS_SCHEMA_VERSION && version != LABELS_SCHEMA_V1)
+        return err_set("%s: labels.db schema version %" PRId64 ", this program reads versions %d and %d",
+                       d->path, version, LABELS_SCHEMA_V1, LABELS_SCHEMA_VERSION);
+    d->version = (int)version;
+    return 0;
+}
+
+int labels_token_bytes(int vocab)
+{
+    return vocab <= 65536 ? 2 : 4;
+}
+
+/* d->token_bytes from meta (schema version 2) or 2 (version 1). */
+static int read_token_bytes(labels_db *d)
+{
+    d->token_bytes = 2;
+    if (d->version == LABELS_SCHEMA_V1)
+        return 0;
+    int64_t v = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "SELECT value FROM meta WHERE key = 'token_bytes'", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(d, "reading meta");
+    int rc = sqlite3_step(st);
+    int is_int = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER;
+    if (is_int)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(d, "reading meta");
+    if (!is_int || (v != 2 && v != 4))
+        return err_set("%s: meta token_bytes missing or not 2 or 4", d->path);
+    d->token_bytes = (int)v;
     return 0;
 }
 
@@ -180,6 +213,7 @@ static int write_meta(labels_db *d, const labels_meta *m)
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc);
     const model_config *c = &m->teacher_config;
     int rc = put_meta_int(d, st, "schema_version", LABELS_SCHEMA_VERSION);
+    if (!rc) rc = put_meta_int(d, st, "token_bytes", labels_token_bytes(c->vocab));
     if (!rc) rc = put_meta_text(d, st, "teacher_hash", teacher);
     if (!rc) rc = put_meta_int(d, st, "teacher_vocab", c->vocab);
     if (!rc) rc = put_meta_int(d, st, "teacher_layers", c->layers);
@@ -219,6 +253,8 @@ static int compare_meta(const char *path, const labels_meta *have, const labels_
                        path, have->tokenizer_hash, want->tokenizer_hash);
     if (have->k != want->k)
         return err_set("%s: labels hold the top %d, not the top %d", path, have->k, want->k);
+    if (want->token_bytes && have->token_bytes != want->token_bytes)
+        return err_set("%s: token ids of %d bytes, not %d", path, have->token_bytes, want->token_bytes);
     if (have->codec_version != want->codec_version)
         return err_set("%s: soft-label codec version %d, not %d", path, have->codec_version,
                        want->codec_version);
@@ -256,8 +292,12 @@ static int open_or_create(labels_db *d, const labels_meta *meta)
     TRY(exec(d, "BEGIN IMMEDIATE", "locking for creation"));
     int empty;
     int rc = check_version(d, &empty);
-    if (rc == 0 && empty)
+    if (rc == 0 && empty) {
         rc = create_schema(d, meta);
+        d->version = LABELS_SCHEMA_VERSION;
+    }
+    if (rc == 0)
+        rc = read_token_bytes(d);
     if (rc == 0)
         rc = exec(d, "COMMIT", "creating the schema");
     if (rc < 0) {
@@ -371,6 +411,7 @@ labels_db *labels_db_open_read(const char *path)
         return NULL;
     int empty;
     if (check_version(d, &empty) < 0 || (empty && err_set("%s: empty database, not a labels.db", path)) ||
+        read_token_bytes(d) < 0 ||
         prepare(d, "SELECT n_tokens, tokens, topk FROM sequences WHERE seq_id = ?", &d->read) < 0 ||
         prepare_lookup(d) < 0) {
         return close_keeping_error(d);
@@ -479,6 +520,7 @@ int labels_db_meta(labels_db *d, labels_meta *out)
     const unsigned all = 0x3ff | 1u << 15 | 1u << 16;
     if (!bad && seen != all)
         bad = err_set("%s: meta table incomplete (key set %#x, expected %#x)", d->path, seen, all) < 0;
+    out->token_bytes = d->token_bytes;
     if (bad) {
         labels_meta_free(out);
         return -1;
@@ -602,13 +644,16 @@ int labels_db_insert(labels_db *d, const labels_row *row)
         return err_set("%s: opened read-only", d->path);
     if (row->n_tokens < 1)
         return err_set("%s: inserting a sequence of %d tokens", d->path, row->n_tokens);
-    size_t n = (size_t)row->n_tokens;
-    TRY(mem_reserve((void **)&d->tok16, &d->tok16_cap, 2 * n, 1, "token blob"));
+    size_t n = (size_t)row->n_tokens, w = (size_t)d->token_bytes;
+    TRY(mem_reserve((void **)&d->tok_blob, &d->tok_blob_cap, w * n, 1, "token blob"));
     for (size_t i = 0; i < n; i++) {
         int32_t t = row->tokens[i];
-        if (t < 0 || t > 65535)
-            return err_set("%s: token %d at %zu does not fit 16 bits", d->path, (int)t, i);
-        bytes_put_u16(d->tok16 + 2 * i, (uint32_t)t);
+        if (t < 0 || (w == 2 && t > 65535))
+            return err_set("%s: token %d at %zu does not fit %zu bytes", d->path, (int)t, i, w);
+        if (w == 2)
+            bytes_put_u16(d->tok_blob + 2 * i, (uint32_t)t);
+        else
+            bytes_put_u32(d->tok_blob + 4 * i, (uint32_t)t);
     }
     sqlite3_stmt *st = d->insert;
     sqlite3_bind_text(st, 1, row->source, -1, SQLITE_STATIC);
@@ -617,7 +662,7 @@ int labels_db_insert(labels_db *d, const labels_row *row)
     sqlite3_bind_int(st, 4, row->window);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)row->hash);
     sqlite3_bind_int(st, 6, row->n_tokens);
-    sqlite3_bind_blob64(st, 7, d->tok16, 2 * n, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 7, d->tok_blob, w * n, SQLITE_STATIC);
     sqlite3_bind_blob64(st, 8, row->topk ? (const void *)row->topk : "", row->topk_len, SQLITE_STATIC);
     sqlite3_bind_double(st, 9, row->mean_nll);
     sqlite3_bind_double(st, 10, row->mean_entropy);
@@ -753,14 +798,19 @@ int labels_db_read(labels_db *d, int64_t seq_id, int32_t *tokens, int max_tokens
         if (n < 1 || n > max_tokens)
             fail = err_set("%s: seq_id %" PRId64 ": n_tokens %" PRId64 " outside 1..%d", d->path, seq_id, n,
                            max_tokens);
-        else if (!t || (int64_t)t_len != 2 * n)
-            fail = err_set("%s: seq_id %" PRId64 ": tokens blob of %d bytes for %" PRId64 " tokens", d->path,
-                           seq_id, t_len, n);
+        else if (!t || (int64_t)t_len != d->token_bytes * n)
+            fail = err_set("%s: seq_id %" PRId64 ": tokens blob of %d bytes for %" PRId64 " tokens of %d bytes",
+                           d->path, seq_id, t_len, n, d->token_bytes);
         else if (mem_reserve((void **)blob, blob_cap, b_len ? b_len : 1, 1, "soft-label blob") < 0)
             fail = -1;
+        for (int64_t i = 0; i < n && !fail; i++) {
+            uint32_t id = d->token_bytes == 2 ? bytes_get_u16(t + 2 * i) : bytes_get_u32(t + 4 * i);
+            if (id > INT32_MAX)
+                fail = err_set("%s: seq_id %" PRId64 ": token %" PRIu32 " at %" PRId64 " beyond 31 bits", d->path,
+                               seq_id, id, i);
+            tokens[i] = (int32_t)id;
+        }
         if (!fail) {
-            for (int64_t i = 0; i < n; i++)
-                tokens[i] = (int32_t)bytes_get_u16(t + 2 * i);
             if (b_len)
                 memcpy(*blob, b, b_len);
             *blob_len = b_len;
@@ -925,7 +975,7 @@ int labels_db_close(labels_db *d)
     }
     filelock_release(&d->lock);
     free(d->path);
-    free(d->tok16);
+    free(d->tok_blob);
     free(d);
     return fail;
 }

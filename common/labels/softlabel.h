@@ -1,27 +1,31 @@
 /* softlabel: the codec for one sequence's soft labels (byte format in
  * schemas/softlabel.md). Two kinds of blob:
  *
- * Top-k (kind 0, codec version 3; version 1 still decoded): for n_pos positions, the teacher's k most
- * probable token ids in rank order and their natural-log probabilities at
- * temperature 1. Log-probs are quantised with a step that grows as the
- * probability falls (the KL cost of a relative error is proportional to the
- * probability); the mass left by ranks 1..k-1 is split between rank 0 and the
- * tail by a stored log-odds code, so the tail keeps its relative accuracy.
+ * Top-k (kind 0): for n_pos positions, the teacher's k most probable token
+ * ids in rank order and their natural-log probabilities at temperature 1.
+ * Log-probs are quantised with a step that grows as the probability falls
+ * (the KL cost of a relative error is proportional to the probability); the
+ * mass left by ranks 1..k-1 (ranks count from 0) is split between rank 0 and
+ * the tail by a stored log-odds code, so the tail keeps its relative accuracy.
  *
- * Sampled (kind 1, codec version 2): for n_pos positions, N tokens drawn with
- * replacement from the teacher's full distribution, stored exactly as the
- * distinct ids with their counts (summing to N <= 255). softlabel_decode
- * presents such a blob like a top-k one of k = N: the distinct ids with
- * log-prob log(count / N), padded to N entries by entries that repeat the
- * position's first id with log-prob -INFINITY (no mass), and tail 0 -- so the
- * bucket KD of kd_loss becomes tau^2 * (sum (c/N) log(c/N) - sum (c/N) log p),
- * the unbiased sampled estimate up to the teacher-entropy constant.
+ * Sampled (kind 1): for n_pos positions, N tokens drawn with replacement
+ * from the teacher's full distribution, stored exactly as the distinct ids
+ * with their counts (summing to N <= 255). softlabel_decode presents such a
+ * blob like a top-k one of k = N: the distinct ids with log-prob
+ * log(count / N), padded to N entries by entries that repeat the position's
+ * first id with log-prob -INFINITY (no mass), and tail 0 -- so the bucket KD
+ * of kd_loss becomes tau^2 * (sum (c/N) log(c/N) - sum (c/N) log p), the
+ * unbiased sampled estimate up to the teacher-entropy constant.
  * softlabel_decode_sampled gives the exact counts.
  *
  * Ids are move-to-front coded in both kinds; all codes go into byte planes
- * compressed as one zstd frame. Workload: distill encodes one blob per
- * window; train decodes continuously, so decoding reuses the codec's zstd
- * context and scratch and allocates nothing once warmed up.
+ * compressed as one zstd frame. Each kind has a narrow version (16-bit id
+ * codes, vocab <= SOFTLABEL_NARROW_VOCAB) and a wide one (24-bit id codes,
+ * vocab <= SOFTLABEL_MAX_VOCAB); encoders write the narrow version whenever
+ * the vocabulary allows it, so small vocabularies cost what they always did
+ * (softlabel_version_for). Workload: distill encodes one blob per window;
+ * train decodes continuously, so decoding reuses the codec's zstd context
+ * and scratch and allocates nothing once warmed up.
  *
  * A codec is not thread-safe; use one per thread. */
 #ifndef W2S_SOFTLABEL_H
@@ -30,14 +34,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The version byte of the top-k blobs written now (kind 0; the labels.db
- * codec_version of a top-k database). Version 1 differs only in its coarser
- * quantisation steps; its blobs are still decoded (schemas/softlabel.md). */
+/* Version bytes (schemas/softlabel.md). Top-k (kind 0): 3 is written for
+ * vocabularies up to SOFTLABEL_NARROW_VOCAB, 4 (3 with 24-bit id codes and a
+ * 32-bit vocabulary field) above; 1 (3 with finer quantisation steps) is
+ * still decoded. Sampled (kind 1): 2 narrow, 5 wide. */
 #define SOFTLABEL_CODEC_VERSION 3
 #define SOFTLABEL_TOPK_V1_VERSION 1
-/* The version byte of sampled blobs (kind 1), the format version that added
- * them (the labels.db codec_version of a sampled database). */
+#define SOFTLABEL_TOPK_WIDE_VERSION 4
 #define SOFTLABEL_SAMPLED_VERSION 2
+#define SOFTLABEL_SAMPLED_WIDE_VERSION 5
 /* Largest number of samples per position of a sampled blob. */
 #define SOFTLABEL_MAX_SAMPLES 255
 
@@ -45,20 +50,31 @@ typedef enum { SOFTLABEL_KIND_TOPK = 0, SOFTLABEL_KIND_SAMPLED = 1 } softlabel_k
 
 /* What a blob's header says. k: the top-k k, or the samples per position N of
  * a sampled blob (the width softlabel_decode presents). entries: the total
- * number of (id, count) pairs of a sampled blob, n_pos * k for top-k. */
+ * number of (id, count) pairs of a sampled blob, n_pos * k for top-k.
+ * id_bytes: bytes per id code (2 narrow, 3 wide); header_size: bytes before
+ * the zstd frame. */
 typedef struct softlabel_info {
     int version;
     softlabel_kind kind;
     int n_pos, k, vocab;
     long entries;
+    int id_bytes;
+    size_t header_size;
 } softlabel_info;
-/* Largest k and vocabulary the format allows. */
+/* Largest k the format allows. */
 #define SOFTLABEL_MAX_K 1024
-#define SOFTLABEL_MAX_VOCAB 65536
+/* Largest vocabulary of the narrow versions (3, 1, 2) and of any version. */
+#define SOFTLABEL_NARROW_VOCAB 65536
+#define SOFTLABEL_MAX_VOCAB (1 << 24)
 /* Largest n_pos the format allows (a window of up to 1 Mi tokens). */
 #define SOFTLABEL_MAX_POS (1 << 20)
 
 typedef struct softlabel_codec softlabel_codec;   /* reusable zstd contexts + scratch */
+
+/* The version byte encoders write for blobs of kind over a vocabulary of
+ * vocab ids (the labels.db codec_version of such labels): the narrow version
+ * when vocab <= SOFTLABEL_NARROW_VOCAB, the wide one above. */
+int softlabel_version_for(softlabel_kind kind, int vocab);
 
 /* @return a codec, or NULL + message on allocation failure. */
 softlabel_codec *softlabel_codec_create(void);

@@ -1,5 +1,5 @@
 /* softlabel_sampled: the sampled kind of the soft-label codec (kind 1, codec
- * version 2, schemas/softlabel.md): per position the distinct ids of N
+ * versions 2 and 5, schemas/softlabel.md): per position the distinct ids of N
  * tokens drawn from the teacher with their counts, exact.
  *
  * A position's pairs are stored in one canonical order (count descending,
@@ -8,8 +8,8 @@
  * everything the order and the sum imply (counts >= 1, non-increasing, ids
  * distinct) so that a decoded blob is always a valid empirical distribution.
  * Ids are move-to-front coded across positions like the top-k kind; the
- * planes (distinct counts, id code low and high bytes, counts) are one zstd
- * frame with a block per plane. */
+ * planes (distinct counts, id code bytes low first, counts) are one zstd
+ * frame with a block per plane (softlabel_frame.c). */
 #include "labels/softlabel.h"
 
 #include <math.h>
@@ -18,21 +18,26 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "labels/softlabel_frame.h"
 #include "labels/softlabel_internal.h"
 
-#define HEADER_SIZE SOFTLABEL_SAMPLED_HEADER_SIZE
-#define N_PLANES 4
+#define MAX_PLANES (2 + SOFTLABEL_MAX_ID_BYTES)
+#define ID_PLANE 1                  /* the first id code plane */
+#define ID_BITS 24                  /* pair sort keys: count above the id */
 
 /* Plane offsets of n positions with D pairs in all: distinct counts minus
- * one (n), id code low bytes (D), high bytes (D), the counts of every pair
- * but each position's last (D - n). */
-static void layout_of(size_t n, size_t entries, size_t off[N_PLANES + 1])
+ * one (n), the id codes' bytes, low first (D each), the counts of every pair
+ * but each position's last (D - n). @return the number of planes. */
+static int layout_of(size_t n, size_t entries, int id_bytes, size_t off[MAX_PLANES + 1])
 {
-    off[0] = 0;
-    off[1] = n;
-    off[2] = n + entries;
-    off[3] = n + 2 * entries;
-    off[4] = 3 * entries;
+    int p = 0;
+    off[p++] = 0;
+    size_t at = n;
+    for (int b = 0; b < id_bytes; b++, at += entries)
+        off[p++] = at;
+    off[p++] = at;
+    off[p] = at + entries - n;
+    return p;
 }
 
 static int check_args(int n_pos, int n_samples, int vocab)
@@ -49,7 +54,6 @@ static int check_args(int n_pos, int n_samples, int vocab)
 
 static int reserve_ids(softlabel_codec *c, int vocab, int n_samples)
 {
-    TRY(mem_reserve((void **)&c->mtf, &c->mtf_cap, (size_t)vocab, sizeof *c->mtf, "soft-label id list"));
     TRY(mem_reserve((void **)&c->stamp, &c->stamp_cap, (size_t)vocab, sizeof *c->stamp, "soft-label id marks"));
     TRY(mem_reserve((void **)&c->pairs, &c->pairs_cap, (size_t)n_samples, sizeof *c->pairs,
                     "soft-label pairs"));
@@ -84,15 +88,16 @@ static long count_pairs(softlabel_codec *c, const int32_t *ids, const uint8_t *c
     return total;
 }
 
-/* A position's pairs as sort keys (255 - count) << 16 | id, ascending =
- * canonical order; insertion sort (a few dozen pairs). @return how many. */
+/* A position's pairs as sort keys (255 - count) << 24 | id (ids < 2^24),
+ * ascending = canonical order; insertion sort (a few dozen pairs).
+ * @return how many. */
 static int canonical_pairs(uint32_t *key, const int32_t *id, const uint8_t *cnt, int n_samples)
 {
     int d = 0;
     for (int r = 0; r < n_samples; r++) {
         if (!cnt[r])
             continue;
-        uint32_t k = (uint32_t)(255 - cnt[r]) << 16 | (uint32_t)id[r];
+        uint32_t k = (uint32_t)(255 - cnt[r]) << ID_BITS | (uint32_t)id[r];
         int at = d++;
         while (at > 0 && key[at - 1] > k) {
             key[at] = key[at - 1];
@@ -112,39 +117,38 @@ int softlabel_encode_sampled(softlabel_codec *c, const int32_t *ids, const uint8
     long total = count_pairs(c, ids, counts, n_pos, n_samples, vocab);
     if (total < 0)
         return -1;
-    size_t n = (size_t)n_pos, entries = (size_t)total, off[N_PLANES + 1];
-    layout_of(n, entries, off);
-    TRY(mem_reserve((void **)&c->raw, &c->raw_cap, off[N_PLANES], 1, "soft-label planes"));
+    const int version = softlabel_version_for(SOFTLABEL_KIND_SAMPLED, vocab);
+    const int id_bytes = softlabel_id_bytes(version);
+    size_t n = (size_t)n_pos, entries = (size_t)total, off[MAX_PLANES + 1];
+    int n_planes = layout_of(n, entries, id_bytes, off);
+    const size_t count_plane = off[n_planes - 1];
+    TRY(mem_reserve((void **)&c->raw, &c->raw_cap, off[n_planes], 1, "soft-label planes"));
+    softlabel_mtf mtf;
+    TRY(softlabel_mtf_start(c, vocab, entries, &mtf));
     unsigned char *raw = c->raw;
     size_t at = 0, cat = 0;
-    softlabel_mtf_reset(c->mtf, vocab);
     for (size_t i = 0; i < n; i++) {
         int d = canonical_pairs(c->pairs, ids + i * n_samples, counts + i * n_samples, n_samples);
         raw[i] = (unsigned char)(d - 1);
         for (int r = 0; r < d; r++, at++) {
-            uint16_t id = (uint16_t)(c->pairs[r] & 0xffff);
-            unsigned idx = softlabel_mtf_encode(c->mtf, vocab, id);
-            raw[off[1] + at] = (unsigned char)idx;
-            raw[off[2] + at] = (unsigned char)(idx >> 8);
+            uint32_t id = c->pairs[r] & ((1u << ID_BITS) - 1);
+            unsigned idx = softlabel_mtf_encode(&mtf, id);
+            softlabel_put_id_code(raw, off + ID_PLANE, 1, id_bytes, at, idx);
             if (r + 1 < d)
-                raw[off[3] + cat++] = (unsigned char)(255 - (c->pairs[r] >> 16));
+                raw[count_plane + cat++] = (unsigned char)(255 - (c->pairs[r] >> ID_BITS));
         }
     }
 
-    size_t bound = HEADER_SIZE + ZSTD_compressBound(off[N_PLANES]) + 64 * N_PLANES;
+    size_t bound = SOFTLABEL_WIDE_HEADER_SIZE + SOFTLABEL_ENTRIES_SIZE + ZSTD_compressBound(off[n_planes]) +
+                   64 * MAX_PLANES;
     TRY(mem_reserve((void **)out, out_cap, bound, 1, "soft-label blob"));
     unsigned char *o = *out;
-    o[0] = 'S';
-    o[1] = 'L';
-    o[2] = SOFTLABEL_SAMPLED_VERSION;
-    o[3] = SOFTLABEL_KIND_SAMPLED;
-    bytes_put_u32(o + 4, (uint32_t)n_pos);
-    bytes_put_u16(o + 8, (unsigned)n_samples);
-    bytes_put_u16(o + 10, (unsigned)(vocab - 1));
-    bytes_put_u32(o + 12, (uint32_t)entries);
+    size_t header = softlabel_frame_put_header(o, version, SOFTLABEL_KIND_SAMPLED, n_pos, n_samples, vocab);
+    bytes_put_u32(o + header, (uint32_t)entries);
+    header += SOFTLABEL_ENTRIES_SIZE;
     size_t frame_len = 0;
-    TRY(softlabel_compress_planes(c, off, N_PLANES, o + HEADER_SIZE, bound - HEADER_SIZE, &frame_len));
-    *out_len = HEADER_SIZE + frame_len;
+    TRY(softlabel_compress_planes(c, off, n_planes, o + header, bound - header, &frame_len));
+    *out_len = header + frame_len;
     return 0;
 }
 
@@ -156,17 +160,19 @@ static int decode_rows(softlabel_codec *c, const softlabel_info *info, const uns
 {
     const size_t n = (size_t)info->n_pos, entries = (size_t)info->entries;
     const int N = info->k, v = info->vocab, widest = N < v ? N : v;
-    size_t off[N_PLANES + 1];
-    layout_of(n, entries, off);
-    TRY(softlabel_inflate_payload(c, blob, len, HEADER_SIZE, off[N_PLANES]));
+    size_t off[MAX_PLANES + 1];
+    int n_planes = layout_of(n, entries, info->id_bytes, off);
+    const size_t count_plane = off[n_planes - 1];
+    TRY(softlabel_inflate_payload(c, blob, len, info->header_size, off[n_planes]));
     TRY(reserve_ids(c, v, N));
     float log_of[SOFTLABEL_MAX_SAMPLES + 1];
     log_of[0] = -INFINITY;
     for (int k = 1; k <= N; k++)
         log_of[k] = (float)log((double)k / N);
+    softlabel_mtf mtf;
+    TRY(softlabel_mtf_start(c, v, entries, &mtf));
     const unsigned char *raw = c->raw;
     size_t at = 0, cat = 0;
-    softlabel_mtf_reset(c->mtf, v);
     for (size_t i = 0; i < n; i++) {
         int d = raw[i] + 1;
         if (d > widest)
@@ -177,13 +183,12 @@ static int decode_rows(softlabel_codec *c, const softlabel_info *info, const uns
         int32_t *id = ids + i * N;
         int sum = 0, prev_count = 256;
         for (int r = 0; r < d; r++, at++) {
-            unsigned idx = raw[off[1] + at] | (unsigned)raw[off[2] + at] << 8;
+            unsigned idx = softlabel_get_id_code(raw, off + ID_PLANE, 1, info->id_bytes, at);
             if (idx >= (unsigned)v)
                 return err_set("soft-label blob: position %zu pair %d: id index %u outside vocab %d", i, r,
                                idx, v);
-            id[r] = c->mtf[idx];
-            softlabel_mtf_promote(c->mtf, idx);
-            int count = r + 1 < d ? raw[off[3] + cat++] : N - sum;
+            id[r] = (int32_t)softlabel_mtf_decode(&mtf, idx);
+            int count = r + 1 < d ? raw[count_plane + cat++] : N - sum;
             if (count < 1)
                 return err_set("soft-label blob: position %zu pair %d: count %d (counts must be >= 1 "
                                "and sum to %d)", i, r, count, N);

@@ -14,6 +14,7 @@
 
 #define MAX_TOKENS 4096
 #define MAX_K 1024
+#define FUZZ_MAX_VOCAB (1 << 18)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,9 +26,11 @@ static void read_all(labels_db *db, softlabel_codec *c)
     static unsigned char *blob;
     static size_t cap;
     labels_meta meta;
-    int vocab = SOFTLABEL_MAX_VOCAB;
+    /* Beyond 16-bit ids, but not the format's 2^24: a decoder's scratch grows
+     * with the vocabulary, and the fuzzer is after crashes, not memory. */
+    int vocab = FUZZ_MAX_VOCAB;
     if (labels_db_meta(db, &meta) == 0) {
-        if (meta.teacher_config.vocab >= 1 && meta.teacher_config.vocab <= SOFTLABEL_MAX_VOCAB)
+        if (meta.teacher_config.vocab >= 1 && meta.teacher_config.vocab <= FUZZ_MAX_VOCAB)
             vocab = meta.teacher_config.vocab;
         labels_meta_free(&meta);
     }

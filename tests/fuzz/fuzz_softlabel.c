@@ -12,7 +12,7 @@
 
 #define MAX_POS 256
 #define MAX_K 64
-#define VOCAB 65536
+#define VOCAB (1 << 18)    /* beyond 16-bit ids: the wide versions too */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

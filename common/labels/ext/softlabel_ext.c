@@ -11,9 +11,16 @@
  * (position), otherwise every sequence is scanned. Sampled labels (kind
  * sample:N) show one row per distinct id drawn, with its count, prob =
  * count / N and logprob = log(prob); count is NULL for top-k labels.
- * topk_kind(blob) names a blob's kind: 'topk:K' or 'sample:N'. Token text needs the tokenizer stored
- * in meta; it is loaded from the calling connection on first use and cached
- * for the connection's life. Bad blobs raise an SQL error, never a crash.
+ * topk_kind(blob) names a blob's kind: 'topk:K' or 'sample:N'. token_text is
+ * the token's bytes as the tokenizer gives them (a token may hold part of a
+ * UTF-8 character); detokenize(tokens) joins the bytes of a tokens blob and
+ * returns valid UTF-8 of the exact length (NUL bytes included): each
+ * ill-formed or incomplete sequence, as where a window edge splits a
+ * character, becomes U+FFFD, one per maximal subpart (Unicode's recommended
+ * practice). Token text needs the tokenizer stored in meta and detokenize the
+ * width of the ids (meta token_bytes, 2 in schema version 1); both are loaded
+ * from the calling connection on first use and cached for the connection's
+ * life. Bad blobs raise an SQL error, never a crash.
  *
  * The extension links the codec and tokenizer from libw2s.a but reaches
  * SQLite only through the sqlite3_api routines (sqlite3ext.h), so it can be
@@ -58,6 +65,7 @@ static void decoded_free(decoded *d)
 typedef struct ext_conn {
     softlabel_codec *codec;       /* scratch only: no state between calls */
     tokenizer *tok;               /* NULL until first needed */
+    int token_bytes;              /* width of a tokens blob's ids; 0 until first needed */
     decoded fn;                   /* buffers of the scalar functions */
 } ext_conn;
 
@@ -252,38 +260,121 @@ static void fn_topk_kind(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_text(ctx, text, -1, SQLITE_TRANSIENT);
 }
 
-/* detokenize(tokens): the bytes of the uint16 LE ids, EOT as nothing. */
+/* Loads the width of the ids of the tokens blobs of db's labels.db (meta
+ * token_bytes; a database of schema version 1 has none and 2-byte ids) into c
+ * (once). @return 0, or -1 with *msg an sqlite3_mprintf'ed message. */
+static int conn_token_bytes(ext_conn *c, sqlite3 *db, char **msg)
+{
+    if (c->token_bytes)
+        return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM main.meta WHERE key = 'token_bytes'", -1, &st, NULL) !=
+        SQLITE_OK) {
+        *msg = sqlite3_mprintf("softlabel: cannot read token_bytes from meta: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_int64 w = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 2;
+    sqlite3_finalize(st);
+    if ((rc != SQLITE_ROW && rc != SQLITE_DONE) || (w != 2 && w != 4)) {
+        *msg = sqlite3_mprintf("softlabel: meta token_bytes is not 2 or 4");
+        return -1;
+    }
+    c->token_bytes = (int)w;
+    return 0;
+}
+
+/* Length of the well-formed UTF-8 sequence at b[0 .. n) (1..4), or 0 when it
+ * is ill-formed or cut short; *subpart then gets the length of its maximal
+ * subpart (the lead byte and the continuation bytes that could still have
+ * made it well-formed, at least 1). Ranges of the Unicode Standard, table
+ * 3-7: no overlong forms, surrogates or code points above U+10FFFF. */
+static size_t utf8_sequence(const unsigned char *b, size_t n, size_t *subpart)
+{
+    unsigned char c = b[0], lo = 0x80, hi = 0xbf;
+    size_t need;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        need = 1;
+    else if (c >= 0xe0 && c <= 0xef)
+        need = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4)
+        need = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else
+        need = 0, lo = 1, hi = 0;   /* not a lead byte */
+    size_t j = 1;
+    for (; j <= need && j < n && b[j] >= lo && b[j] <= hi; j++)
+        lo = 0x80, hi = 0xbf;
+    if (need && j == need + 1)
+        return j;
+    *subpart = j;
+    return 0;
+}
+
+/* Appends b[0 .. n) to s as valid UTF-8: well-formed runs as they are, each
+ * maximal subpart of an ill-formed sequence as U+FFFD. */
+static void append_utf8(sqlite3_str *s, const unsigned char *b, size_t n)
+{
+    size_t run = 0, i = 0;   /* b[run .. i) is well-formed and not yet appended */
+    while (i < n) {
+        size_t subpart = 1, len = utf8_sequence(b + i, n - i, &subpart);
+        if (len) {
+            i += len;
+            continue;
+        }
+        sqlite3_str_append(s, (const char *)b + run, (int)(i - run));
+        sqlite3_str_append(s, "\xef\xbf\xbd", 3);
+        i += subpart;
+        run = i;
+    }
+    sqlite3_str_append(s, (const char *)b + run, (int)(i - run));
+}
+
+/* detokenize(tokens): the text of the ids of a tokens blob (meta token_bytes
+ * per id, little-endian), EOT as nothing, as valid UTF-8 (append_utf8). */
 static void fn_detokenize(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
     if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
         return;
     ext_conn *c = sqlite3_user_data(ctx);
+    sqlite3 *db = sqlite3_context_db_handle(ctx);
     char *msg = NULL;
-    if (conn_tokenizer(c, sqlite3_context_db_handle(ctx), &msg) < 0) {
+    if (conn_tokenizer(c, db, &msg) < 0 || conn_token_bytes(c, db, &msg) < 0) {
         result_error_msg(ctx, msg);
         return;
     }
     const unsigned char *t = sqlite3_value_blob(argv[0]);
-    int len = sqlite3_value_bytes(argv[0]);
-    if (len % 2) {
-        sqlite3_result_error(ctx, "detokenize: token blob of odd length (not uint16 ids)", -1);
+    int len = sqlite3_value_bytes(argv[0]), w = c->token_bytes;
+    if (len % w) {
+        result_error_msg(ctx, sqlite3_mprintf("detokenize: token blob of %d bytes is not whole %d-byte ids",
+                                              len, w));
         return;
     }
     int vocab = tok_vocab_size(c->tok);
-    sqlite3_str *s = sqlite3_str_new(sqlite3_context_db_handle(ctx));
-    for (int i = 0; i + 1 < len; i += 2) {
-        int32_t id = (int32_t)bytes_get_u16(t + i);
-        if (id >= vocab) {
-            sqlite3_free(sqlite3_str_finish(s));
-            result_error_msg(ctx, sqlite3_mprintf("detokenize: token %d at %d outside the vocabulary of %d",
-                                                  (int)id, i / 2, vocab));
+    sqlite3_str *raw = sqlite3_str_new(db);
+    for (int i = 0; i < len; i += w) {
+        uint32_t id = w == 2 ? bytes_get_u16(t + i) : bytes_get_u32(t + i);
+        if (id >= (uint32_t)vocab) {
+            sqlite3_free(sqlite3_str_finish(raw));
+            result_error_msg(ctx, sqlite3_mprintf("detokenize: token %u at %d outside the vocabulary of %d",
+                                                  id, i / w, vocab));
             return;
         }
         size_t n;
-        const unsigned char *bytes = tok_token_bytes(c->tok, id, &n);
-        sqlite3_str_append(s, (const char *)bytes, (int)n);
+        const unsigned char *bytes = tok_token_bytes(c->tok, (int32_t)id, &n);
+        sqlite3_str_append(raw, (const char *)bytes, (int)n);
     }
+    int raw_len = sqlite3_str_length(raw);
+    char *joined = sqlite3_str_finish(raw);
+    if (!joined && raw_len > 0) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    sqlite3_str *s = sqlite3_str_new(db);
+    append_utf8(s, (const unsigned char *)(joined ? joined : ""), (size_t)raw_len);
+    sqlite3_free(joined);
     result_str(ctx, s);
 }
 
