@@ -19,6 +19,7 @@
 #include "base/rng.h"
 #include "nn/kd_divergence.h"
 #include "nn/kd_trust.h"
+#include "../train/objective.h"
 
 enum { V = 30, K = 5, KMAX = K + 3 };
 
@@ -364,6 +365,55 @@ static void test_weight_scales_gradient(void **state)
     }
 }
 
+/* Through the objective: a row of weight w gets w times the unweighted
+ * gradient and adds w * KD to the sum; a skipped position (weight 0) and an
+ * unlabeled one get a zero row. Every loss, 2 threads. */
+static void test_objective_weights(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    objective *o = objective_create(2);
+    assert_non_null(o);
+    const int32_t targets[N] = {1, 1, -1, 1};
+    const float weights[N] = {2.0f, 0.0f, 0.0f, 1.0f};
+    int32_t ids[N * KMAX];
+    float lp[N * KMAX], tail[N], z0[N * V], z1[N * V], z2[N * V];
+    rng_state rng;
+    rng_seed(&rng, 11);
+    for (int i = 0; i < N; i++) {
+        double zd[V];
+        make_teacher(&rng, 0, ids + i * K, lp + i * K, tail + i);
+        random_logits(&rng, z0 + i * V, zd);
+    }
+    for (int li = 0; li < N_LOSSES; li++) {
+        memcpy(z1, z0, sizeof z0);
+        memcpy(z2, z0, sizeof z0);
+        objective_kd_spec plain = {.tau = 1.0f, .mode = KD_TAIL_BUCKET, .div = all_losses[li]};
+        objective_kd_spec weighted = plain;
+        weighted.weights = weights;
+        double a = objective_kd(o, z1, targets, ids, lp, tail, K, N, V, &plain, 0.5f);
+        double b = objective_kd(o, z2, targets, ids, lp, tail, K, N, V, &weighted, 0.5f);
+        float zr[V];
+        memcpy(zr, z0 + V, sizeof zr);
+        double kd1 = kd_divergence_position(zr, V, ids + K, lp + K, tail[1], K, 1.0f, KD_TAIL_BUCKET,
+                                            &all_losses[li], 1.0f);
+        memcpy(zr, z0, sizeof zr);
+        double kd0 = kd_divergence_position(zr, V, ids, lp, tail[0], K, 1.0f, KD_TAIL_BUCKET,
+                                            &all_losses[li], 1.0f);
+        memcpy(zr, z0 + 3 * V, sizeof zr);
+        double kd3 = kd_divergence_position(zr, V, ids + 3 * K, lp + 3 * K, tail[3], K, 1.0f,
+                                            KD_TAIL_BUCKET, &all_losses[li], 1.0f);
+        assert_true(fabs(a - (kd0 + kd1 + kd3)) <= 1e-6 * (1.0 + a));
+        assert_true(fabs(b - (2 * kd0 + kd3)) <= 1e-6 * (1.0 + b));
+        for (int j = 0; j < V; j++) {
+            assert_true(fabs(z2[j] - 2 * z1[j]) <= 1e-7 + 1e-6 * fabs(z2[j]));
+            assert_true(z2[V + j] == 0.0f && z2[2 * V + j] == 0.0f && z1[2 * V + j] == 0.0f);
+            assert_true(z2[3 * V + j] == z1[3 * V + j]);
+        }
+    }
+    objective_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_trust_weights),
         cmocka_unit_test(test_weight_scales_gradient),
+        cmocka_unit_test(test_objective_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
