@@ -19,6 +19,7 @@
 #include "base/rng.h"
 #include "nn/kd_divergence.h"
 #include "nn/kd_trust.h"
+#include "support_fixtures.h"
 #include "../train/objective.h"
 
 enum { V = 30, K = 5, KMAX = K + 3 };
@@ -28,22 +29,10 @@ enum { V = 30, K = 5, KMAX = K + 3 };
  * carrying part of its mass. @return the number of entries. */
 static int make_teacher(rng_state *rng, int extra, int32_t *ids, float *logprobs, float *tail)
 {
-    double t[V], sum = 0.0;
-    for (int j = 0; j < V; j++)
-        sum += t[j] = exp(1.5 * rng_normal(rng));
+    sfix_kd_teacher(rng, V, K, 1.5, ids, logprobs, tail);
     int used[V] = {0};
-    double top = 0.0;
-    for (int r = 0; r < K; r++) {
-        int best = -1;
-        for (int j = 0; j < V; j++)
-            if (!used[j] && (best < 0 || t[j] > t[best]))
-                best = j;
-        used[best] = 1;
-        ids[r] = best;
-        logprobs[r] = (float)log(t[best] / sum);
-        top += exp((double)logprobs[r]);
-    }
-    *tail = (float)fmax(0.0, 1.0 - top);
+    for (int r = 0; r < K; r++)
+        used[ids[r]] = 1;
     if (!extra)
         return K;
     int n = K;
