@@ -245,7 +245,7 @@ if ((stage_ran)); then rm -f "$work"/labels-*.db "$work"/labels-*.db-wal "$work"
 run_stage distill 2 "$work/teacher.ckpt" "$d/unlabeled.tar.zst" build/distill --teacher "$work/teacher.ckpt" --db "$labels_db" \
     --input "$d/unlabeled.tar.zst" --records fortune --labels "$labels" --quiet --json "${threads_arg[@]}"
 
-# 4-6. Students: baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens).
+# 4-6. Students: baseline (GT only), ceiling (GT + real tokens), W2S (GT + KD).
 student_common() { # SEED
     echo "--gt $d/gt.txt --records fortune --tokenizer $work/teacher.ckpt $(shape_args "$student")"
     echo "--steps $student_steps --lr $student_lr --eval-input $d/heldout.txt --eval-every 25 --seed $1"
@@ -256,16 +256,17 @@ for seed in $(seq 1 "$seeds"); do
     # shellcheck disable=SC2086
     run_stage "baseline-s$seed" 3 "${student_inputs[@]}" build/train $common --batch $((batch + kd_batch)) \
         --out "$work/baseline-s$seed.ckpt" --metrics "$work/baseline-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
+    # shellcheck disable=SC2086
+    run_stage "ceiling-s$seed" 4 "${student_inputs[@]}" "$labels_db" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
+        --labels "$labels_db" --labels-hard --alpha "$alpha" \
+        --out "$work/ceiling-s$seed.ckpt" --metrics "$work/ceiling-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
+    # the variants last: a run cut short still has the baseline and ceiling
     for v in "${variants[@]}"; do
         # shellcheck disable=SC2086
         run_stage "$v-s$seed" 4 "${student_inputs[@]}" "$labels_db" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
             --labels "$labels_db" --alpha "$alpha" --tau "$tau" --kd-tail "$kd_tail" --aux-conf "$aux_conf" ${variant_args[$v]} \
             --out "$work/$v-s$seed.ckpt" --metrics "$work/$v-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
     done
-    # shellcheck disable=SC2086
-    run_stage "ceiling-s$seed" 4 "${student_inputs[@]}" "$labels_db" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
-        --labels "$labels_db" --labels-hard --alpha "$alpha" \
-        --out "$work/ceiling-s$seed.ckpt" --metrics "$work/ceiling-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
 done
 
 # 7. Evaluate every model on the test split.
