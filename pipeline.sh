@@ -138,7 +138,7 @@ for l in "${loss_list[@]}"; do
         [[ $kd_min_conf != 0 ]] && tag=${tag:+$tag-}minconf$kd_min_conf args="$args --kd-min-conf $kd_min_conf"
         v=w2s${tag:+-$tag}
         [[ -n ${variant_args[$v]+x} ]] || variants+=("$v")
-        variant_args[$v]=$args
+        variant_args[$v]=${args# }
     done
 done
 
