@@ -118,9 +118,10 @@ $(BUILD)/softlabel.so: $(EXT_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 # Test and bench programs may share helpers in tests/support_*.c.
 SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard tests/support_*.c)))
 
+# $(LIB) again at the end: a test's extra train/ objects come after it in $^.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
+	$(CC) $(CFLAGS) $^ $(LIB) $(PKG_LIBS) -lcmocka -o $@
 
 # test_golden decodes the train state inside resume checkpoints.
 $(BUILD)/tests/test_golden: $(BUILD)/obj/train/train_state.o
@@ -130,6 +131,8 @@ $(BUILD)/tests/test_wide_vocab: $(BUILD)/obj/tests/test_wide_vocab.o $(BUILD)/ob
                                 $(BUILD)/obj/train/train_state.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
+# test_kd_divergence runs the trust weights through the objective.
+$(BUILD)/tests/test_kd_divergence: $(BUILD)/obj/train/objective.o
 
 $(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

@@ -47,6 +47,14 @@ on the fortune files of Debian's `fortunes` package.
   --labels KIND       label kind stored by distill: topk:K or sample:N
                       (default topk:K from --topk)
   --aux-conf B        auxiliary confidence weight of the W2S run (default 0)
+  --kd-loss L[,L...]  divergence(s) of the W2S run: fkl (default), rkl, gjsd,
+                      skl, srkl, tvd; a list runs one W2S student per entry
+  --kd-beta B         gjsd's beta (default 0.5)
+  --kd-skew A         skl / srkl skew (default 0.1)
+  --kd-weight W[,W..] per-position trust: none (default), conf, entropy; a
+                      list runs every loss with every weighting
+  --kd-min-conf P     skip KD positions whose teacher top-1 is below P
+                      (default 0)
   --threads N         threads per program (default: all cores)
   -h, --help          this help
 EOF
@@ -58,6 +66,7 @@ data="" records=fortune work="" reports=runs quick=0 seeds=1
 vocab=258 teacher=2,4,128,128 student=3,4,192,128
 teacher_steps=500 student_steps=600 batch=16 kd_batch=16
 alpha=0.5 tau=1 kd_tail=bucket topk=32 labels="" aux_conf=0 threads=0
+kd_losses=fkl kd_beta=0.5 kd_skew=0.1 kd_weights=none kd_min_conf=0
 teacher_lr=4e-3 student_lr=3e-3
 # --quick changes the defaults; options given with it still win.
 for arg in "$@"; do
@@ -90,12 +99,48 @@ while [[ $# -gt 0 ]]; do
     --topk) need_value "$@"; topk=$2; shift 2 ;;
     --labels) need_value "$@"; labels=$2; shift 2 ;;
     --aux-conf) need_value "$@"; aux_conf=$2; shift 2 ;;
+    --kd-loss) need_value "$@"; kd_losses=$2; shift 2 ;;
+    --kd-beta) need_value "$@"; kd_beta=$2; shift 2 ;;
+    --kd-skew) need_value "$@"; kd_skew=$2; shift 2 ;;
+    --kd-weight) need_value "$@"; kd_weights=$2; shift 2 ;;
+    --kd-min-conf) need_value "$@"; kd_min_conf=$2; shift 2 ;;
     --threads) need_value "$@"; threads=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "pipeline.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 [[ $seeds =~ ^[1-9][0-9]*$ ]] || die "--seeds: '$seeds' is not a positive integer"
+IFS=, read -r -a loss_list <<<"$kd_losses"
+IFS=, read -r -a weight_list <<<"$kd_weights"
+for l in "${loss_list[@]}"; do
+    [[ $l =~ ^(fkl|rkl|gjsd|skl|srkl|tvd)$ ]] || die "--kd-loss: '$l' is not fkl, rkl, gjsd, skl, srkl or tvd"
+done
+for w in "${weight_list[@]}"; do
+    [[ $w =~ ^(none|conf|entropy)$ ]] || die "--kd-weight: '$w' is not none, conf or entropy"
+done
+
+# W2S variants: every --kd-loss with every --kd-weight. A variant at the
+# defaults is plain "w2s" and passes no KD options, so its stage keeps the
+# command (and cache) it had before these options existed; the others are
+# "w2s-<loss><param>-<weight>-minconf<P>" with the default parts left out.
+variants=()
+declare -A variant_args=()
+for l in "${loss_list[@]}"; do
+    for w in "${weight_list[@]}"; do
+        tag="" args=""
+        case $l in
+        fkl) ;;
+        gjsd) tag=gjsd$kd_beta args="--kd-loss gjsd --kd-beta $kd_beta" ;;
+        skl|srkl) tag=$l$kd_skew args="--kd-loss $l --kd-skew $kd_skew" ;;
+        *) tag=$l args="--kd-loss $l" ;;
+        esac
+        [[ $w != none ]] && tag=${tag:+$tag-}$w args="$args --kd-weight $w"
+        [[ $kd_min_conf != 0 ]] && tag=${tag:+$tag-}minconf$kd_min_conf args="$args --kd-min-conf $kd_min_conf"
+        v=w2s${tag:+-$tag}
+        [[ -n ${variant_args[$v]+x} ]] || variants+=("$v")
+        variant_args[$v]=${args# }
+    done
+done
 
 [[ $quick = 1 ]] && work=${work:-runs/quick}
 work=${work:-runs/work}
@@ -202,7 +247,7 @@ if ((stage_ran)); then rm -f "$work"/labels-*.db "$work"/labels-*.db-wal "$work"
 run_stage distill 2 "$work/teacher.ckpt" "$d/unlabeled.tar.zst" build/distill --teacher "$work/teacher.ckpt" --db "$labels_db" \
     --input "$d/unlabeled.tar.zst" --labels "$labels" --quiet --json "${threads_arg[@]}"
 
-# 4-6. Students: baseline (GT only), W2S (GT + KD), ceiling (GT + real tokens).
+# 4-6. Students: baseline (GT only), ceiling (GT + real tokens), W2S (GT + KD).
 student_common() { # SEED
     echo "--gt $d/gt.tar --tokenizer $work/teacher.ckpt $(shape_args "$student")"
     echo "--steps $student_steps --lr $student_lr --eval-input $d/heldout.tar --eval-every 25 --seed $1"
@@ -214,18 +259,25 @@ for seed in $(seq 1 "$seeds"); do
     run_stage "baseline-s$seed" 3 "${student_inputs[@]}" build/train $common --batch $((batch + kd_batch)) \
         --out "$work/baseline-s$seed.ckpt" --metrics "$work/baseline-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
     # shellcheck disable=SC2086
-    run_stage "w2s-s$seed" 4 "${student_inputs[@]}" "$labels_db" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
-        --labels "$labels_db" --alpha "$alpha" --tau "$tau" --kd-tail "$kd_tail" --aux-conf "$aux_conf" \
-        --out "$work/w2s-s$seed.ckpt" --metrics "$work/w2s-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
-    # shellcheck disable=SC2086
     run_stage "ceiling-s$seed" 4 "${student_inputs[@]}" "$labels_db" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
         --labels "$labels_db" --labels-hard --alpha "$alpha" \
         --out "$work/ceiling-s$seed.ckpt" --metrics "$work/ceiling-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
+    # the variants last: a run cut short still has the baseline and ceiling
+    for v in "${variants[@]}"; do
+        # shellcheck disable=SC2086
+        run_stage "$v-s$seed" 4 "${student_inputs[@]}" "$labels_db" build/train $common --batch "$batch" --kd-batch "$kd_batch" \
+            --labels "$labels_db" --alpha "$alpha" --tau "$tau" --kd-tail "$kd_tail" --aux-conf "$aux_conf" ${variant_args[$v]} \
+            --out "$work/$v-s$seed.ckpt" --metrics "$work/$v-s$seed.jsonl" --quiet --json "${threads_arg[@]}"
+    done
 done
 
 # 7. Evaluate every model on the test split.
 models=(teacher)
-for seed in $(seq 1 "$seeds"); do models+=("baseline-s$seed" "w2s-s$seed" "ceiling-s$seed"); done
+for seed in $(seq 1 "$seeds"); do
+    models+=("baseline-s$seed")
+    for v in "${variants[@]}"; do models+=("$v-s$seed"); done
+    models+=("ceiling-s$seed")
+done
 for m in "${models[@]}"; do
     run_stage "eval-$m" 2 "$work/$m.ckpt" "$d/test.tar" build/train --eval --model "$work/$m.ckpt" --input "$d/test.tar" \
         --json "${threads_arg[@]}"
@@ -240,7 +292,8 @@ report=$report_dir/report.md
     echo
     echo "Corpus: ${data:-/usr/share/games/fortunes (plain files)}, records: $records."
     echo "Teacher $teacher, student $student (L,H,C,T), vocab $vocab, labels $labels,"
-    echo "alpha $alpha, tau $tau, tail $kd_tail, aux-conf $aux_conf, $teacher_steps teacher and $student_steps student steps."
+    echo "alpha $alpha, tau $tau, tail $kd_tail, aux-conf $aux_conf, kd-loss $kd_losses (gjsd beta $kd_beta, skew $kd_skew),"
+    echo "kd-weight $kd_weights, kd-min-conf $kd_min_conf, $teacher_steps teacher and $student_steps student steps."
     echo
     echo "| model | params | test loss (nats/token) | perplexity | bits/byte | train time (s) |"
     echo "|---|---|---|---|---|---|"
@@ -252,50 +305,112 @@ report=$report_dir/report.md
     echo
 } >"$report"
 
-# PGR per seed, then mean and spread.
-summary=$(for seed in $(seq 1 "$seeds"); do
-    echo "$(loss teacher) $(loss "baseline-s$seed") $(loss "w2s-s$seed") $(loss "ceiling-s$seed")"
-done | awk '
-    { t = $1; b = $2; w = $3; c = $4; n++
-      gap = t - c; pgr = (gap != 0) ? (t - w) / gap : 0; p[n] = pgr; s += pgr; g += b - w
-      flag = ""; if (c >= t) { unsound++; flag = " (UNSOUND: ceiling does not beat teacher)" }
-      printf "seed %d: PGR %.3f, W2S gain over baseline %.4f nats%s\n", n, pgr, b - w, flag }
-    END { m = s / n; v = 0; for (i = 1; i <= n; i++) v += (p[i] - m) * (p[i] - m)
-          sd = (n > 1) ? sqrt(v / (n - 1)) : 0
-          printf "PGR mean %.3f, spread (std) %.3f over %d seed(s); mean W2S gain over baseline %.4f nats\n", m, sd, n, g / n
-          if (unsound) printf "UNSOUND: in %d seed(s) the ceiling did not beat the teacher; PGR is not meaningful\n", unsound }')
+# PGR and the gain over the baseline per variant and seed, then their mean
+# and spread (sample standard deviation over seeds).
+pgr_summary() { # VARIANT
+    for seed in $(seq 1 "$seeds"); do
+        echo "$(loss teacher) $(loss "baseline-s$seed") $(loss "$1-s$seed") $(loss "ceiling-s$seed")"
+    done | awk -v name="$1" '
+        function sd(x, n, m,   i, v) { v = 0; for (i = 1; i <= n; i++) v += (x[i] - m) ^ 2
+                                      return n > 1 ? sqrt(v / (n - 1)) : 0 }
+        { t = $1; b = $2; w = $3; c = $4; n++
+          gap = t - c; p[n] = (gap != 0) ? (t - w) / gap : 0; g[n] = b - w; sp += p[n]; sg += g[n]
+          flag = ""; if (c >= t) { unsound++; flag = " (UNSOUND: ceiling does not beat teacher)" }
+          printf "%s seed %d: PGR %.3f, W2S gain over baseline %.4f nats%s\n", name, n, p[n], g[n], flag }
+        END { mp = sp / n; mg = sg / n
+              printf "%s: PGR mean %.3f spread %.3f; W2S gain over baseline mean %.4f spread %.4f nats; %d seed(s)\n",
+                     name, mp, sd(p, n, mp), mg, sd(g, n, mg), n
+              if (unsound) printf "UNSOUND: in %d seed(s) the ceiling did not beat the teacher; PGR is not meaningful\n", unsound }'
+}
 {
-    echo "PGR = (loss_teacher - loss_w2s) / (loss_teacher - loss_ceiling)"
+    echo "PGR = (loss_teacher - loss_w2s) / (loss_teacher - loss_ceiling); W2S gain = loss_baseline - loss_w2s"
+    echo "(test split; spread = sample standard deviation over seeds)."
+    echo
+    echo "| variant | KD options | PGR mean | PGR spread | W2S gain mean (nats) | gain spread |"
+    echo "|---|---|---|---|---|---|"
+    for v in "${variants[@]}"; do
+        pgr_summary "$v" | awk -v v="$v" -v a="${variant_args[$v]:-(defaults)}" '$2 == "PGR" && $3 == "mean" { gsub(/;/, "")
+            printf "| %s | %s | %s | %s | %s | %s |\n", v, a, $4, $6, $12, $14 }'
+    done
     echo
     echo '```'
-    echo "$summary"
+    for v in "${variants[@]}"; do pgr_summary "$v"; done
     echo '```'
     echo
     echo "Commands: [commands.sh](commands.sh). Loss curves: ![loss curves](curves.png)"
 } >>"$report"
 
-# Loss curves: training loss and held-out loss per step for the four runs.
+# ---- plot -----------------------------------------------------------------
+# Two panels: GT training loss (a 20-step trailing mean) and held-out loss per
+# step, mean over seeds with the min-max band across seeds, and the teacher's
+# and the ceiling's final held-out losses as reference lines. The y-range
+# comes from the curves after the first tenth of the steps, so the warm-up
+# spike does not squeeze the rest; the key sits inside, above the data.
 plot_data() { # JSONL FIELD -> "step value" lines
     awk -v f="\"$2\"" '{ s = $0; i = index(s, f); if (!i) next
         v = substr(s, i + length(f)); sub(/^ *: */, "", v); sub(/[,}].*/, "", v)
         j = index(s, "\"step\""); st = substr(s, j + 6); sub(/^ *: */, "", st); sub(/[,}].*/, "", st)
         print st, v }' "$1"
 }
+smooth() { # W: trailing mean of column 2 over W lines
+    awk -v w="$1" '{ x[NR] = $2; s += $2; if (NR > w) s -= x[NR - w]; print $1, s / (NR < w ? NR : w) }'
+}
+across_seeds() { # RUN FIELD WINDOW -> "step mean min max" at the steps every seed has
+    for seed in $(seq 1 "$seeds"); do plot_data "$work/$1-s$seed.jsonl" "$2" | smooth "$3"; done |
+        awk -v n="$seeds" '{ s[$1] += $2; c[$1]++
+            if (!($1 in lo) || $2 < lo[$1]) lo[$1] = $2; if (!($1 in hi) || $2 > hi[$1]) hi[$1] = $2 }
+            END { for (k in c) if (c[k] == n) print k, s[k] / n, lo[k], hi[k] }' | sort -n
+}
+last_eval() { plot_data "$work/$1.jsonl" eval_loss | tail -n 1 | awk '{ print $2 }'; }
+mean_over_seeds() { # COMMAND: the mean of "COMMAND RUN-sSEED" over the seeds
+    for seed in $(seq 1 "$seeds"); do "$1" "ceiling-s$seed"; done | awk '{ s += $1 } END { printf "%.4f", s / NR }'
+}
 if command -v gnuplot >/dev/null; then
-    plots=()
-    for m in teacher baseline-s1 w2s-s1 ceiling-s1; do
-        plot_data "$work/$m.jsonl" lm_loss >"$report_dir/$m.train.dat"
-        plot_data "$work/$m.jsonl" eval_loss >"$report_dir/$m.eval.dat"
-        plots+=("'$report_dir/$m.train.dat' with lines title '$m train (GT LM loss)'")
-        plots+=("'$report_dir/$m.eval.dat' with linespoints title '$m held-out'")
+    runs=(baseline "${variants[@]}" ceiling)
+    colours=("#555555" "#d95f02" "#7570b3" "#e7298a" "#66a61e" "#e6ab02" "#a6761d" "#1f78b4" "#b15928")
+    ceiling_colour=${colours[$(((${#runs[@]} - 1) % ${#colours[@]}))]}
+    skip=$((student_steps / 10))
+    teacher_ref=$(last_eval teacher) ceiling_ref=$(mean_over_seeds last_eval)
+    train_plots=() eval_plots=()
+    for i in "${!runs[@]}"; do
+        r=${runs[$i]} c=${colours[$((i % ${#colours[@]}))]}
+        across_seeds "$r" lm_loss 20 >"$report_dir/$r.train.dat"
+        across_seeds "$r" eval_loss 1 >"$report_dir/$r.eval.dat"
+        for panel in train eval; do
+            f="'$report_dir/$r.$panel.dat'"
+            p="$f using 1:3:4 with filledcurves fc rgb '$c' fs transparent solid 0.2 notitle"
+            p="$p, $f using 1:2 with lines lw 2 lc rgb '$c' title '$r'"
+            if [[ $panel = train ]]; then train_plots+=("$p"); else eval_plots+=("$p"); fi
+        done
     done
+    # yrange PANEL [VALUE...] -> "[lo:hi]" of the bands after the skip and the
+    # values, padded 5% below and 35% above: the key sits in that headroom.
+    yrange() {
+        local panel=$1; shift
+        { for r in "${runs[@]}"; do awk -v s="$skip" '$1 > s { print $3; print $4 }' "$report_dir/$r.$panel.dat"; done
+          printf '%s\n' "$@"; } |
+            awk 'NF { if (!n++ || $1 < lo) lo = $1; if (n == 1 || $1 > hi) hi = $1 }
+                 END { d = hi - lo + 1e-3; printf "[%g:%g]", lo - 0.05 * d, hi + 0.35 * d }'
+    }
     gnuplot <<EOF || echo "pipeline.sh: gnuplot failed; report has no plot" >&2
-set terminal pngcairo size 1000,600
+set terminal pngcairo size 1400,560 font ',11'
 set output '$report_dir/curves.png'
+set multiplot layout 1,2 title 'w2s $stamp: mean over $seeds seed(s), shaded: min-max across seeds'
+set grid lc rgb '#dddddd'
 set xlabel 'step'
 set ylabel 'loss (nats/token)'
-set key outside
-plot $(IFS=,; echo "${plots[*]}")
+set key top right horizontal maxcols 2 samplen 2
+set xrange [0:$student_steps]
+set title 'GT training loss (20-step trailing mean)'
+set yrange $(yrange train)
+plot $(IFS=,; echo "${train_plots[*]}")
+set title sprintf('held-out loss; final: teacher %.3f (test %.3f), ceiling %.3f (test %.3f)', \
+    $teacher_ref, $(loss teacher), $ceiling_ref, $(mean_over_seeds loss))
+set yrange $(yrange eval "$teacher_ref" "$ceiling_ref")
+plot $(IFS=,; echo "${eval_plots[*]}"), \
+    $teacher_ref with lines dt 2 lw 1.5 lc rgb 'black' title 'teacher final', \
+    $ceiling_ref with lines dt 3 lw 1.5 lc rgb '$ceiling_colour' title 'ceiling final'
+unset multiplot
 EOF
 fi
 

@@ -82,6 +82,19 @@ double sfix_topk_row(const float *z, int V, int k, unsigned char *used, int32_t 
     return log_sum;
 }
 
+void sfix_kd_teacher(rng_state *rng, int V, int k, double spread, int32_t *ids, float *lp, float *tail)
+{
+    float z[4096];
+    unsigned char used[4096];
+    for (int j = 0; j < V; j++)
+        z[j] = (float)(spread * rng_normal(rng));
+    sfix_topk_row(z, V, k, used, ids, lp, NULL);
+    double top = 0.0;
+    for (int r = 0; r < k; r++)
+        top += exp((double)lp[r]);
+    *tail = (float)fmax(0.0, 1.0 - top);
+}
+
 int sfix_db_integrity(const char *path, int flags)
 {
     sqlite3 *db = NULL;

@@ -28,6 +28,11 @@ unsigned char *sfix_load_fortunes(size_t *len);
 double sfix_topk_row(const float *z, int V, int k, unsigned char *used, int32_t *ids, float *lp,
                      double *mx);
 
+/* A random teacher for the KD tests: logits spread * N(0, 1) on V <= 4096
+ * ids drawn from rng, their top-k as sfix_topk_row gives it, and the tail
+ * mass max(0, 1 - sum exp(lp)). */
+void sfix_kd_teacher(rng_state *rng, int V, int k, double spread, int32_t *ids, float *lp, float *tail);
+
 /* Opens path with sqlite3 open flags (SQLITE_OPEN_READONLY or _READWRITE),
  * runs PRAGMA integrity_check and closes it. @return 0 when it says "ok" and
  * the close succeeds, else -1 with the problem on stderr. */

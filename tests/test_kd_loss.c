@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "nn/kd_loss.h"
 #include "base/rng.h"
+#include "support_fixtures.h"
 
 enum { V = 40, K = 6 };
 
@@ -60,27 +61,6 @@ static double kd_reference(const double *z, const int32_t *ids, const float *log
     return tau * tau * kd;
 }
 
-/* A random teacher: top-k of a random distribution, its log-probs and tail. */
-static void make_teacher(rng_state *rng, int32_t *ids, float *logprobs, float *tail)
-{
-    double t[V], sum = 0.0;
-    for (int j = 0; j < V; j++)
-        sum += t[j] = exp(2.0 * rng_normal(rng));
-    int used[V] = {0};
-    double top = 0.0;
-    for (int r = 0; r < K; r++) {
-        int best = -1;
-        for (int j = 0; j < V; j++)
-            if (!used[j] && (best < 0 || t[j] > t[best]))
-                best = j;
-        used[best] = 1;
-        ids[r] = best;
-        logprobs[r] = (float)log(t[best] / sum);
-        top += exp((double)logprobs[r]);
-    }
-    *tail = (float)fmax(0.0, 1.0 - top);
-}
-
 static void check_gradient(kd_tail_mode mode, float tau, uint64_t seed)
 {
     rng_state rng;
@@ -88,7 +68,7 @@ static void check_gradient(kd_tail_mode mode, float tau, uint64_t seed)
     int32_t ids[K];
     float logprobs[K], tail, z[V];
     double zd[V];
-    make_teacher(&rng, ids, logprobs, &tail);
+    sfix_kd_teacher(&rng, V, K, 2.0, ids, logprobs, &tail);
     for (int j = 0; j < V; j++) {
         z[j] = 1.5f * rng_normal(&rng);
         zd[j] = z[j];
@@ -143,7 +123,7 @@ static void test_zero_at_teacher(void **state)
             rng_seed(&rng, 7);
             int32_t ids[K];
             float logprobs[K], tail, z[V];
-            make_teacher(&rng, ids, logprobs, &tail);
+            sfix_kd_teacher(&rng, V, K, 2.0, ids, logprobs, &tail);
             float rest = tau * logf(tail / (V - K));
             for (int j = 0; j < V; j++)
                 z[j] = rest + 3.0f;
@@ -166,7 +146,7 @@ static void test_scale_applied(void **state)
         rng_seed(&rng, 11);
         int32_t ids[K];
         float logprobs[K], tail, z1[V], z2[V];
-        make_teacher(&rng, ids, logprobs, &tail);
+        sfix_kd_teacher(&rng, V, K, 2.0, ids, logprobs, &tail);
         for (int j = 0; j < V; j++)
             z1[j] = z2[j] = rng_normal(&rng);
         double a = kd_loss_position(z1, V, ids, logprobs, tail, K, 2.0f, modes[mi], 1.0f);
@@ -222,7 +202,7 @@ static void test_zero_prob_entries(void **state)
     int32_t ids[K + 3];
     float logprobs[K + 3], tail, z[V], z2[V];
     double zd[V];
-    make_teacher(&rng, ids, logprobs, &tail);
+    sfix_kd_teacher(&rng, V, K, 2.0, ids, logprobs, &tail);
     for (int j = 0; j < V; j++)
         zd[j] = z[j] = z2[j] = rng_normal(&rng);
     ids[K] = ids[0];
@@ -337,7 +317,7 @@ static void test_aux_target_ramp(void **state)
     rng_seed(&rng, 19);
     int32_t ids[K], out_ids[K + 1];
     float logprobs[K], tail, out_lp[K + 1], out_tail;
-    make_teacher(&rng, ids, logprobs, &tail);
+    sfix_kd_teacher(&rng, V, K, 2.0, ids, logprobs, &tail);
     assert_true(kd_aux_weight(0.3, 7, 0) == 0.3f);
     for (int si = 0; si < 4; si++) {
         float b = kd_aux_weight(beta, steps[si], warmup);
@@ -386,7 +366,7 @@ static void test_aux_loss_gradient(void **state)
                     double zd[V];
                     int32_t ids[K];
                     float logprobs[K], tail;
-                    make_teacher(&rng, ids, logprobs, &tail);
+                    sfix_kd_teacher(&rng, V, K, 2.0, ids, logprobs, &tail);
                     int32_t a = inside ? ids[3] : outside_top_k(ids);
                     logits_with_argmax(&rng, z, zd, a);
                     assert_int_equal(kd_argmax(z, V), a);

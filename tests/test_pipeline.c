@@ -56,14 +56,28 @@ static void test_quick_pipeline(void **state)
      * its labels, the students and the evaluations run again even where
      * their command lines are unchanged, and leaves no stale database. */
     snprintf(cmd, sizeof cmd, "./pipeline.sh --quick --out %s/work --reports %s/runs > %s/again 2>&1 && "
+             "./pipeline.sh --quick --kd-loss fkl,rkl --kd-weight conf --out %s/work --reports %s/variants "
+             "> %s/variant 2>&1 && "
              "./pipeline.sh --quick --teacher-steps 31 --out %s/work --reports %s/runs > %s/retrain 2>&1",
-             dir, dir, dir, dir, dir, dir);
+             dir, dir, dir, dir, dir, dir, dir, dir, dir);
     assert_int_equal(system(cmd), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/again", dir);
     assert_int_equal(file_read_all(path, &text, &len), 0);
     assert_null(strstr((const char *)text, "== teacher\n"));
     assert_non_null(strstr((const char *)text, "== eval-w2s-s1: up to date"));
+    free(text);
+    /* KD variants reuse the teacher, labels, baseline and ceiling and get
+     * their own stages, report rows and summary lines. */
+    snprintf(path, sizeof path, "%s/variant", dir);
+    assert_int_equal(file_read_all(path, &text, &len), 0);
+    const char *variant_want[] = {"== teacher: up to date", "== distill: up to date", "== baseline-s1: up to date",
+                                  "== ceiling-s1: up to date", "== w2s-conf-s1\n", "== w2s-rkl-conf-s1\n",
+                                  "| w2s-rkl-conf-s1 |", "| w2s-rkl-conf | --kd-loss rkl --kd-weight conf |",
+                                  "w2s-conf: PGR mean"};
+    for (size_t i = 0; i < sizeof variant_want / sizeof *variant_want; i++)
+        if (!strstr((const char *)text, variant_want[i]))
+            fail_msg("the variant run's output lacks '%s'", variant_want[i]);
     free(text);
     snprintf(path, sizeof path, "%s/retrain", dir);
     assert_int_equal(file_read_all(path, &text, &len), 0);

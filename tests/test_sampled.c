@@ -868,6 +868,15 @@ static void test_train_on_sampled(void **state)
     assert_int_not_equal(r.status, 0);
     assert_non_null(strstr(r.err, "sampled"));
     scli_result_free(&r);
+    /* forward KL only: the others need the teacher off the sample's support */
+    assert_int_equal(train_on(db, "--kd-loss", "rkl", &r), 0);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "sampled"));
+    assert_non_null(strstr(r.err, "fkl"));
+    scli_result_free(&r);
+    assert_int_equal(train_on(db, "--kd-weight", "conf", &r), 0);
+    assert_int_equal(r.status, 0);
+    scli_result_free(&r);
     free(db);
 }
 

@@ -570,6 +570,41 @@ static void test_kd_student_learns_teacher_text(void **state)
     assert_true(kdb < untrained - 0.5);
 }
 
+/* Every divergence and the trust weights train a student (the KD losses
+ * differ, so only "it learns" is checked: held-out loss on the teacher's text
+ * well below the untrained model's; this small teacher's top-1 probability is
+ * mostly below 0.1, hence the low --kd-min-conf); inconsistent KD options are
+ * refused. */
+static void test_kd_losses_and_trust(void **state)
+{
+    (void)state;
+    static const char *variants[] = {"--kd-loss rkl", "--kd-loss gjsd --kd-beta 0.5", "--kd-loss tvd",
+                                     "--kd-loss skl --kd-skew 0.1", "--kd-loss srkl --kd-skew 0.1",
+                                     "--kd-loss rkl --kd-tail renorm", "--kd-weight conf --kd-min-conf 0.05",
+                                     "--kd-weight entropy --kd-loss gjsd"};
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 1 --lr 0 --labels labels.db --alpha 0 "
+                               "--kd-batch 2 --out untrained.ckpt --quiet", TINY), 0);
+    double untrained = eval_loss("untrained.ckpt", "unlabeled.txt");
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        assert_int_equal(run_train("--gt gt.txt --records line %s --steps 40 --lr 3e-3 --labels labels.db "
+                                   "--alpha 0 --kd-batch 4 %s --out variant.ckpt --quiet", TINY, variants[i]), 0);
+        double got = eval_loss("variant.ckpt", "unlabeled.txt");
+        print_message("%s: %.4f (untrained %.4f)\n", variants[i], got, untrained);
+        if (!(got < untrained - 0.1))
+            fail_msg("%s: held-out %.4f, untrained %.4f", variants[i], got, untrained);
+    }
+    static const char *refused[] = {"--kd-beta 0.5", "--kd-loss gjsd --kd-beta 1", "--kd-loss gjsd --kd-beta 0",
+                                    "--kd-loss skl --kd-skew 1", "--kd-loss kl", "--kd-weight top1",
+                                    "--kd-loss rkl --labels-hard", "--kd-min-conf 0.5 --labels-hard",
+                                    "--kd-loss tvd --aux-conf 0.5", "--kd-skew 0.2 --kd-loss gjsd"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        if (run_train("--gt gt.txt --records line %s --steps 2 --labels labels.db %s --out keep.ckpt", TINY,
+                      refused[i]) != 2)
+            fail_msg("'%s' was not refused as a usage error", refused[i]);
+    assert_int_equal(run_train("--gt gt.txt --records line %s --steps 2 --kd-loss rkl --out keep.ckpt", TINY), 2);
+    assert_true(stderr_has("--labels"));
+}
+
 /* Per-step kd_loss values of a --metrics file. */
 static int read_kd_losses(const char *name, double *out, int max)
 {
@@ -681,7 +716,8 @@ static void test_help_and_version(void **state)
                                  "--weight-decay", "--clip", "--seed", "--threads", "--eval-input",
                                  "--eval-every", "--checkpoint-every", "--resume", "--metrics",
                                  "--quiet", "--json", "--eval", "--model", "--input", "--stop-at",
-                                 "--precision"};
+                                 "--precision", "--kd-loss", "--kd-beta", "--kd-skew", "--kd-weight",
+                                 "--kd-min-conf"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (!strstr(out, opts[i]))
             fail_msg("--help does not describe %s", opts[i]);
@@ -733,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_mismatched_tokenizer_refused),
         cmocka_unit_test(test_bad_inputs_refused),
         cmocka_unit_test(test_kd_student_learns_teacher_text),
+        cmocka_unit_test(test_kd_losses_and_trust),
         cmocka_unit_test(test_hard_labels_and_outputs),
         cmocka_unit_test(test_label_positions_line_up),
     };

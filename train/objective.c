@@ -21,8 +21,8 @@ typedef struct job {
     const float *logprobs, *tail;
     int k, V;
     long n;
-    float tau, scale, aux;
-    kd_tail_mode mode;
+    float scale;
+    const objective_kd_spec *kd;
     double sums[MAX_PARTS];
 } job;
 
@@ -76,25 +76,33 @@ static void kd_part(void *ctx, int tid, int nthreads)
     job *j = ctx;
     long begin, end;
     parallel_split(j->n, tid, nthreads, &begin, &end);
+    const objective_kd_spec *kd = j->kd;
     double sum = 0.0;
     for (long i = begin; i < end; i++) {
         float *row = j->logits + i * (long)j->V;
-        if (j->targets[i] < 0) {
+        const float w = kd->weights ? kd->weights[i] : 1.0f;
+        if (j->targets[i] < 0 || !(w > 0.0f)) {
             memset(row, 0, sizeof *row * (size_t)j->V);
             continue;
         }
-        sum += kd_loss_position_aux(row, j->V, j->ids + i * j->k, j->logprobs + i * j->k, j->tail[i],
-                                    j->k, j->tau, j->mode, j->aux, j->scale);
+        const int32_t *ids = j->ids + i * j->k;
+        const float *lp = j->logprobs + i * j->k;
+        if (kd->div.kind == KD_LOSS_FKL)
+            sum += w * kd_loss_position_aux(row, j->V, ids, lp, j->tail[i], j->k, kd->tau, kd->mode,
+                                            kd->aux, w * j->scale);
+        else
+            sum += w * kd_divergence_position(row, j->V, ids, lp, j->tail[i], j->k, kd->tau, kd->mode,
+                                              &kd->div, w * j->scale);
     }
     j->sums[tid] = sum;
 }
 
 double objective_kd(objective *o, float *logits, const int32_t *targets, const int32_t *ids,
-                    const float *logprobs, const float *tail, int k, long n, int V, float tau,
-                    kd_tail_mode mode, float aux, float scale)
+                    const float *logprobs, const float *tail, int k, long n, int V,
+                    const objective_kd_spec *spec, float scale)
 {
     job j = {.logits = logits, .targets = targets, .ids = ids, .logprobs = logprobs, .tail = tail,
-             .k = k, .V = V, .n = n, .tau = tau, .scale = scale, .aux = aux, .mode = mode};
+             .k = k, .V = V, .n = n, .scale = scale, .kd = spec};
     parallel_run(o->pool, kd_part, &j);
     return total(&j, parallel_threads(o->pool));
 }

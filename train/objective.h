@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "nn/kd_divergence.h"
 #include "nn/kd_loss.h"
 
 typedef struct objective objective;
@@ -20,14 +21,26 @@ void objective_free(objective *o);
  * masked, rows overwritten with scale * dloss/dlogits). @return the sum. */
 double objective_ce(objective *o, float *logits, const int32_t *targets, long n, int V, float scale);
 
+/* How the KD positions of a step are scored. div: the divergence (forward
+ * KL runs kd_loss_position_aux, the others kd_divergence_position); aux: the
+ * auxiliary-confidence weight b in [0, 1] of this step (forward KL only; 0 =
+ * plain KD); weights: one per position (kd_trust.h), NULL = all 1. */
+typedef struct objective_kd_spec {
+    float tau;
+    kd_tail_mode mode;
+    kd_divergence div;
+    float aux;
+    const float *weights;
+} objective_kd_spec;
+
 /* KD of n positions: position i is labeled when targets[i] >= 0, with the
- * teacher's ids / logprobs (n, k) and tail (n); unlabeled rows get a zero
- * gradient. aux: the auxiliary-confidence weight b in [0, 1] of this step
- * (kd_loss_position_aux; 0 = plain KD). @return the sum of KD over labeled
- * positions (against the mixed target when aux > 0). */
+ * teacher's ids / logprobs (n, k) and tail (n); unlabeled rows and rows of
+ * weight 0 get a zero gradient, a row of weight w gets w * scale * dKD/dz.
+ * @return the weighted sum of KD over labeled positions (against the mixed
+ * target when aux > 0). */
 double objective_kd(objective *o, float *logits, const int32_t *targets, const int32_t *ids,
-                    const float *logprobs, const float *tail, int k, long n, int V, float tau,
-                    kd_tail_mode mode, float aux, float scale);
+                    const float *logprobs, const float *tail, int k, long n, int V,
+                    const objective_kd_spec *spec, float scale);
 
 /* The aux-confidence weight of a 1-based step: kd_aux_weight(beta, step, w)
  * with w = warmup, or 20% of total_steps when warmup < 0 (--aux-warmup

@@ -54,6 +54,23 @@ static const char usage_text[] =
     "                         tau 1) or renorm (both renormalised over the top-k).\n"
     "                         Sampled labels (distill --labels sample:N) always use\n"
     "                         bucket with tail 0: renorm is refused for them\n"
+    "  --kd-loss NAME         the divergence on that partition (kd_divergence.h):\n"
+    "                         fkl (default) KL(teacher || student), rkl the\n"
+    "                         reverse KL, gjsd generalised JSD (--kd-beta), skl /\n"
+    "                         srkl DistiLLM's skew KL / skew reverse KL\n"
+    "                         (--kd-skew), tvd total variation. Sampled labels\n"
+    "                         take fkl only\n"
+    "  --kd-beta B            gjsd: beta KL(q||m) + (1-beta) KL(p||m), m = beta q +\n"
+    "                         (1-beta) p, q the teacher; B in (0, 1), default 0.5\n"
+    "  --kd-skew A            skl: KL(q || A q + (1-A) p); srkl: KL(p || A p +\n"
+    "                         (1-A) q); A in [0, 1), default 0.1\n"
+    "  --kd-weight MODE       per-position trust: none (default), conf (the\n"
+    "                         teacher's top-1 probability) or entropy (1 - the\n"
+    "                         stored partition's entropy / log(k + 1)); weights\n"
+    "                         are normalised to mean 1 over the step's positions\n"
+    "  --kd-min-conf P        skip KD positions whose teacher top-1 probability is\n"
+    "                         below P (default 0); the others are reweighted so the\n"
+    "                         mean weight stays 1\n"
     "  --aux-conf BETA        auxiliary confidence loss (Burns et al. 2023): the KD\n"
     "                         target becomes (1 - b) * teacher + b * onehot(the\n"
     "                         student's own argmax, detached), b ramped linearly\n"
@@ -129,7 +146,8 @@ static const char usage_text[] =
 enum {
     OPT_GT = 256, OPT_RECORDS, OPT_OUT, OPT_LABELS, OPT_LABELS_WHERE, OPT_LABELS_WHERE_SECONDS,
     OPT_LABELS_HARD, OPT_ALLOW_PARTIAL,
-    OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_AUX_CONF, OPT_AUX_WARMUP, OPT_PRESET, OPT_LAYERS,
+    OPT_ALPHA, OPT_TAU, OPT_KD_TAIL, OPT_KD_LOSS, OPT_KD_BETA, OPT_KD_SKEW,
+    OPT_KD_WEIGHT, OPT_KD_MIN_CONF, OPT_AUX_CONF, OPT_AUX_WARMUP, OPT_PRESET, OPT_LAYERS,
     OPT_HEADS, OPT_CHANNELS, OPT_SEQ, OPT_INIT, OPT_TOKENIZER, OPT_VOCAB, OPT_STEPS, OPT_EPOCHS,
     OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
     OPT_PRECISION, OPT_EVAL_INPUT, OPT_EVAL_EVERY, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_STOP_AT,
@@ -150,6 +168,11 @@ static const struct option long_options[] = {
     {"alpha", required_argument, NULL, OPT_ALPHA},
     {"tau", required_argument, NULL, OPT_TAU},
     {"kd-tail", required_argument, NULL, OPT_KD_TAIL},
+    {"kd-loss", required_argument, NULL, OPT_KD_LOSS},
+    {"kd-beta", required_argument, NULL, OPT_KD_BETA},
+    {"kd-skew", required_argument, NULL, OPT_KD_SKEW},
+    {"kd-weight", required_argument, NULL, OPT_KD_WEIGHT},
+    {"kd-min-conf", required_argument, NULL, OPT_KD_MIN_CONF},
     {"aux-conf", required_argument, NULL, OPT_AUX_CONF},
     {"aux-warmup", required_argument, NULL, OPT_AUX_WARMUP},
     {"preset", required_argument, NULL, OPT_PRESET},
@@ -215,6 +238,28 @@ static void check_eval_mode(const train_options *o, int trained_only)
                   "--precision, --json, --quiet");
 }
 
+/* The KD options beyond --tau and --kd-tail; beta_given, skew_given: whether
+ * --kd-beta, --kd-skew were on the command line. */
+static void check_kd_options(const train_options *o, int beta_given, int skew_given)
+{
+    const kd_loss_kind kind = o->kd_loss.kind;
+    const int trust = o->kd_weight != KD_WEIGHT_NONE || o->kd_min_conf > 0;
+    if (beta_given && kind != KD_LOSS_GJSD)
+        usage_die("--kd-beta is the parameter of --kd-loss gjsd");
+    if (skew_given && kind != KD_LOSS_SKL && kind != KD_LOSS_SRKL)
+        usage_die("--kd-skew is the parameter of --kd-loss skl or srkl");
+    if (!(o->kd_loss.beta > 0.0 && o->kd_loss.beta < 1.0))
+        usage_die("--kd-beta must lie strictly between 0 and 1 (at the ends gjsd vanishes; use "
+                  "--kd-loss fkl or rkl)");
+    if (!(o->kd_loss.skew < 1.0))
+        usage_die("--kd-skew must be below 1 (at 1 the skew divergences vanish)");
+    if ((kind != KD_LOSS_FKL || trust) && (!o->labels || o->labels_hard))
+        usage_die("--kd-loss, --kd-weight and --kd-min-conf shape the soft KD loss: they need "
+                  "--labels and no --labels-hard");
+    if (kind != KD_LOSS_FKL && o->aux_conf > 0)
+        usage_die("--aux-conf mixes the forward-KL target; it takes --kd-loss fkl");
+}
+
 static void check_train_mode(train_options *o, int alpha_given)
 {
     if (o->model_path)
@@ -253,6 +298,8 @@ void train_options_parse(train_options *o, int argc, char **argv)
     o->alpha = 1.0;
     o->tau = 1.0;
     o->kd_tail = KD_TAIL_BUCKET;
+    o->kd_loss = (kd_divergence){.kind = KD_LOSS_FKL, .beta = 0.5, .skew = 0.1};
+    o->kd_weight = KD_WEIGHT_NONE;
     o->batch = 16;
     o->kd_batch = 16;
     o->lr = 1e-3;
@@ -264,6 +311,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
     o->eval_every = 100;
     o->checkpoint_every = 100;
     o->labels_where_seconds = 60;
+    int beta_given = 0, skew_given = 0;
     int alpha_given = 0, train_only = 0, allow_binary = 0, *list_n = NULL;
     const char ***list = NULL;
     opterr = 0;
@@ -312,6 +360,27 @@ void train_options_parse(train_options *o, int argc, char **argv)
                 usage_die(err_message());
             }
             break;
+        case OPT_KD_LOSS:
+            if (kd_loss_kind_parse(optarg, &o->kd_loss.kind) < 0) {
+                err_wrap("--kd-loss");
+                usage_die(err_message());
+            }
+            break;
+        case OPT_KD_BETA:
+            o->kd_loss.beta = cli_double_arg(prog, "--kd-beta", optarg, 0.0, 1.0);
+            beta_given = 1;
+            break;
+        case OPT_KD_SKEW:
+            o->kd_loss.skew = cli_double_arg(prog, "--kd-skew", optarg, 0.0, 1.0);
+            skew_given = 1;
+            break;
+        case OPT_KD_WEIGHT:
+            if (kd_weight_parse(optarg, &o->kd_weight) < 0) {
+                err_wrap("--kd-weight");
+                usage_die(err_message());
+            }
+            break;
+        case OPT_KD_MIN_CONF: o->kd_min_conf = cli_double_arg(prog, "--kd-min-conf", optarg, 0.0, 1.0); break;
         case OPT_AUX_CONF: o->aux_conf = cli_double_arg(prog, "--aux-conf", optarg, 0.0, 1.0); break;
         case OPT_AUX_WARMUP: o->aux_warmup = (long)cli_int_arg(prog, "--aux-warmup", optarg, 0, 1000000000); break;
         case OPT_PRESET: o->preset = optarg; break;
@@ -370,8 +439,10 @@ void train_options_parse(train_options *o, int argc, char **argv)
     o->records.allow_binary = allow_binary;   /* --records may come after it */
     if (o->eval_mode)
         check_eval_mode(o, train_only);
-    else
+    else {
         check_train_mode(o, alpha_given);
+        check_kd_options(o, beta_given, skew_given);
+    }
 }
 
 void train_options_free(train_options *o)

@@ -7,8 +7,10 @@
 #include <stdint.h>
 
 #include "text/corpus.h"
+#include "nn/kd_divergence.h"
 #include "nn/kd_loss.h"
 #include "nn/model.h"
+#include "nn/kd_trust.h"
 
 typedef struct train_options {
     int eval_mode;                 /* --eval */
@@ -26,6 +28,9 @@ typedef struct train_options {
     double alpha;                  /* default 0.5 with --labels, 1 without */
     double tau;
     kd_tail_mode kd_tail;
+    kd_divergence kd_loss;         /* --kd-loss, --kd-beta (default 0.5), --kd-skew (default 0.1) */
+    kd_weight_mode kd_weight;      /* --kd-weight, default none */
+    double kd_min_conf;            /* --kd-min-conf P in [0, 1], 0 = keep every position */
     double aux_conf;               /* --aux-conf BETA in [0, 1], 0 = off */
     long aux_warmup;               /* --aux-warmup: steps of the 0 -> BETA ramp; -1 = 20% of steps */
     const char *preset;            /* NULL: "small" unless --init */

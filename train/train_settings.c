@@ -56,6 +56,11 @@ int train_settings_hash(const train_run *r, uint64_t *hash)
         rc = append(&s, &len, &cap, "|precision %s", model_precision_name(o->precision));
     if (rc == 0 && o->aux_conf > 0)   /* absent when off: older resume states stay valid */
         rc = append(&s, &len, &cap, "|aux %a %ld", o->aux_conf, o->aux_warmup);
+    if (rc == 0 && o->kd_loss.kind != KD_LOSS_FKL)   /* likewise absent at the defaults */
+        rc = append(&s, &len, &cap, "|kd-loss %d %a %a", (int)o->kd_loss.kind, o->kd_loss.beta,
+                    o->kd_loss.skew);
+    if (rc == 0 && (o->kd_weight != KD_WEIGHT_NONE || o->kd_min_conf > 0))
+        rc = append(&s, &len, &cap, "|kd-weight %d %a", (int)o->kd_weight, o->kd_min_conf);
     if (rc == 0 && r->labels)
         rc = append(&s, &len, &cap, "|teacher %016llx rows %zu",
                     (unsigned long long)label_reader_meta(r->labels)->teacher_hash,
@@ -115,6 +120,12 @@ int train_settings_text(const train_run *r, char **text)
                     o->aux_conf > 0 ? o->aux_warmup : 0, (unsigned long long)tok_hash(r->tok));
     if (rc == 0)
         rc = append(&s, &len, &cap, "--precision\t%s\n", model_precision_name(o->precision));
+    if (rc == 0 && o->kd_loss.kind != KD_LOSS_FKL)
+        rc = append(&s, &len, &cap, "--kd-loss\t%s beta %g skew %g\n", kd_loss_kind_name(o->kd_loss.kind),
+                    o->kd_loss.beta, o->kd_loss.skew);
+    if (rc == 0 && (o->kd_weight != KD_WEIGHT_NONE || o->kd_min_conf > 0))
+        rc = append(&s, &len, &cap, "--kd-weight\t%s min-conf %g\n", kd_weight_name(o->kd_weight),
+                    o->kd_min_conf);
     if (rc == 0 && o->init)
         rc = append(&s, &len, &cap, "--init %s content\thash %016llx\n", o->init,
                     (unsigned long long)r->init_hash);

@@ -168,6 +168,13 @@ static int check_labels(train_run *r)
     if (kind == SOFTLABEL_KIND_SAMPLED && r->o->kd_tail == KD_TAIL_RENORM && !r->o->labels_hard)
         return err_set("%s: holds sampled labels (%s): their KD is the bucket form with tail 0; "
                        "drop --kd-tail renorm", path, meta->label_kind);
+    /* a sample gives no teacher probability where it has no draws, which
+     * every divergence but forward KL needs (kd_divergence.h) */
+    if (kind == SOFTLABEL_KIND_SAMPLED && !kd_loss_kind_sampled_ok(r->o->kd_loss.kind))
+        return err_set("%s: holds sampled labels (%s): only --kd-loss fkl is defined for them (the "
+                       "sample's cross-entropy estimates forward KL; %s needs the teacher's "
+                       "probabilities on the student's support)",
+                       path, meta->label_kind, kd_loss_kind_name(r->o->kd_loss.kind));
     return 0;
 }
 
@@ -302,7 +309,13 @@ static void print_settings(const train_run *r)
             fprintf(stderr, "train: kd-batch %d rows, %s\n", r->rows_kd,
                     o->labels_hard ? "hard labels (LM loss on the stored tokens)" : "soft labels");
     }
-    fprintf(stderr, "train: alpha %g, tau %g, kd-tail %s\n", o->alpha, o->tau, kd_tail_name(o->kd_tail));
+    fprintf(stderr, "train: alpha %g, tau %g, kd-tail %s, kd-loss %s", o->alpha, o->tau,
+            kd_tail_name(o->kd_tail), kd_loss_kind_name(o->kd_loss.kind));
+    if (o->kd_loss.kind == KD_LOSS_GJSD)
+        fprintf(stderr, " beta %g", o->kd_loss.beta);
+    if (o->kd_loss.kind == KD_LOSS_SKL || o->kd_loss.kind == KD_LOSS_SRKL)
+        fprintf(stderr, " skew %g", o->kd_loss.skew);
+    fprintf(stderr, ", kd-weight %s, kd-min-conf %g\n", kd_weight_name(o->kd_weight), o->kd_min_conf);
     if (o->aux_conf > 0)
         fprintf(stderr, "train: aux-conf %g, ramped linearly over %ld steps\n", o->aux_conf,
                 o->aux_warmup >= 0 ? o->aux_warmup : r->total_steps / 5);

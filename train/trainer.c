@@ -37,6 +37,7 @@ typedef struct step_out {
 typedef struct loop {
     train_run *r;
     int32_t *tokens, *pos, *targets;
+    float *kd_weights;       /* (rows_kd * T) per-position trust, NULL when off */
     gt_sampler gs;
     adamw_config adamw;
 } loop;
@@ -108,10 +109,16 @@ static void local_pass(loop *l, const label_batch *b, long n_gt, float aux, doub
         float scale = (float)((1.0 - o->alpha) / (double)b->n_positions);
         if (o->labels_hard)
             sums[1] = objective_ce(r->obj, kd_logits, b->targets + first, n, V, scale);
-        else
+        else {
+            /* weights over the whole labeled batch, the same on every rank */
+            if (l->kd_weights)
+                kd_trust_weights(l->kd_weights, b->targets, b->logprobs, b->tail, k,
+                                 (long)r->rows_kd * T, o->kd_weight, o->kd_min_conf);
+            objective_kd_spec spec = {.tau = (float)o->tau, .mode = o->kd_tail, .div = o->kd_loss,
+                                      .aux = aux, .weights = l->kd_weights ? l->kd_weights + first : NULL};
             sums[1] = objective_kd(r->obj, kd_logits, b->targets + first, b->ids + first * k,
-                                   b->logprobs + first * k, b->tail + first, k, n, V, (float)o->tau,
-                                   o->kd_tail, aux, scale);
+                                   b->logprobs + first * k, b->tail + first, k, n, V, &spec, scale);
+        }
     }
     model_backward(r->m);
 }
@@ -269,6 +276,10 @@ int train_loop(train_run *r)
         return -1;
     l.pos = l.tokens + cells;
     l.targets = l.tokens + 2 * cells;
+    if (r->rows_kd && !o->labels_hard && (o->kd_weight != KD_WEIGHT_NONE || o->kd_min_conf > 0) &&
+        !(l.kd_weights = mem_alloc(sizeof *l.kd_weights * (size_t)r->rows_kd * (size_t)r->cfg.seq_len,
+                                   "KD weights")))
+        goto done;
     if (r->rows_gt && gt_sampler_init(&l.gs, &r->gt, o->seed, TRAIN_STREAM_GT, r->state.gt) < 0)
         goto done;
     if (o->metrics && !(mt = metrics_open(o->metrics, r->resumed)))
@@ -330,6 +341,7 @@ done:
         rc = -1;
     if (r->rows_gt)
         gt_sampler_free(&l.gs);
+    free(l.kd_weights);
     mem_free_big(l.tokens);
     return rc;
 }

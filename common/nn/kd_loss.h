@@ -39,7 +39,10 @@
  *   renorm: q = the teacher renormalised over S at tau (as without aux), then
  *     q' = (1 - b) q + b [i = a] over S, or over S + {a} (q_a' = b) when a is
  *     not in S; the student is renormalised over the same set.
- * b = kd_aux_weight(beta, step, warmup): a linear ramp from 0. */
+ * b = kd_aux_weight(beta, step, warmup): a linear ramp from 0.
+ *
+ * The other divergences on the same partition (reverse KL, JSD, skew KLs,
+ * TVD) are in kd_divergence.h. */
 #ifndef W2S_KD_LOSS_H
 #define W2S_KD_LOSS_H
 
