@@ -174,10 +174,13 @@ bench-mpi: deps-mpi
 
 FUZZ_SECONDS ?= 10
 FUZZERS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(GEN_SRC)
+# The library's sources in one command, the extension's with SQLITE_CORE as
+# in libw2s.a (that macro only changes what sqlite3ext.h declares).
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(EXT_SRC) $(GEN_SRC)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -pthread $(WARN) -Wno-unknown-warning-option -fsanitize=fuzzer,address,undefined \
-	    $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen $< $(COMMON_SRC) $(GEN_SRC) $(PKG_LIBS) -o $@
+	clang -std=c11 -D_GNU_SOURCE -DSQLITE_CORE -g -O1 -pthread $(WARN) -Wno-unknown-warning-option \
+	    -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen $< $(COMMON_SRC) \
+	    $(EXT_SRC) $(GEN_SRC) $(PKG_LIBS) -o $@
 
 fuzz: $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do name=$$(basename $$f); \

@@ -37,7 +37,7 @@ static void read_all(labels_db *db, softlabel_codec *c)
     int64_t *seq_ids, seqs, toks;
     size_t n;
     (void)labels_db_count(db, &seqs, &toks);
-    if (labels_db_select_ids(db, NULL, &seq_ids, &n) < 0)
+    if (labels_db_select_ids(db, NULL, 0, &seq_ids, &n) < 0)
         return;
     for (size_t i = 0; i < n && i < 64; i++) {
         int n_tokens, n_pos, k;
