@@ -151,9 +151,10 @@ static int split_write_member(split_part *part, const void *data, size_t len)
 static int split_tar_close(split_part *part, int commit)
 {
     int rc = 0;
-    if (!commit && part->tar)
-        archive_write_fail(part->tar);
-    else if (commit && archive_write_close(part->tar) != ARCHIVE_OK)
+    /* Closed even when discarded: archive_write_fail would skip the close,
+     * and libarchive then never frees its block buffer. What the close
+     * writes goes to the temporary file, removed below. */
+    if (part->tar && archive_write_close(part->tar) != ARCHIVE_OK && commit)
         rc = err_set("%s: %s", part->out.path, archive_error_string(part->tar));
     archive_write_free(part->tar);
     part->tar = NULL;
