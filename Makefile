@@ -4,6 +4,8 @@
 # `make bench` measures speed; `make fuzz FUZZ_SECONDS=N` runs the fuzzers.
 # `make MPI=1` builds the programs for mpirun into build/mpi; `make test-mpi`
 # runs the mpirun -np 2 checks and `make bench-mpi` the scaling benchmark.
+# test, asan, fuzz, test-mpi and bench-mpi install what they need first, so
+# each works as the first command on a bare machine.
 
 # MPI=1: the programs built with mpicc for `mpirun` (DESIGN §11), in their
 # own build directory since every object differs (-DW2S_MPI).
@@ -26,7 +28,15 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPT) $(WARN) $(SAN) $(MPI
 PKGS     := sqlite3 openblas libarchive libzstd libxxhash jansson
 DEB_PKGS := libsqlite3-dev libopenblas-dev libarchive-dev libzstd-dev libxxhash-dev \
             libjansson-dev libcmocka-dev pkg-config sqlite3
-# Optional: only `make test-mpi` / `bench-mpi` need them.
+# Programs pipeline.sh runs, and so the suite (test_pipeline): zstd for
+# `tar --zstd`, gnuplot for the report's plot, the default corpus (pipeline.sh
+# sets CORPUS_DEB_PKGS= when given --data).
+CORPUS_DEB_PKGS ?= fortunes
+PIPELINE_DEB_PKGS = zstd gnuplot-nox $(CORPUS_DEB_PKGS)
+# `make asan` and `make fuzz`: clang and the sanitizer and libFuzzer runtimes
+# of Debian's default clang.
+CLANG_DEB_PKGS := clang libclang-rt-dev
+# Only `make test-mpi` / `bench-mpi` need them.
 MPI_DEB_PKGS := libopenmpi-dev openmpi-bin
 MPI_BUILD    := build/mpi
 # pkg-config module -> Debian package that provides it.
@@ -38,9 +48,12 @@ deb_of_libxxhash := libxxhash-dev
 deb_of_jansson := libjansson-dev
 deb_of_cmocka := libcmocka-dev
 
-ifeq ($(filter deps deps-mpi clean,$(MAKECMDGOALS)),)
+# Goals that install their packages before they build (in a sub-make, which
+# reads the Makefile again) need no library yet; every other goal checks here.
+INSTALLING_GOALS := deps deps-pipeline deps-clang deps-mpi test asan fuzz test-mpi bench-mpi clean
+ifneq ($(filter-out $(INSTALLING_GOALS),$(or $(MAKECMDGOALS),all)),)
   ifeq ($(shell command -v pkg-config),)
-    $(error pkg-config not found: apt-get install pkg-config)
+    $(error pkg-config not found: run `make deps` as root, or apt-get install $(DEB_PKGS))
   endif
   $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,\
     $(error library $(p) not found: apt-get install $(deb_of_$(p)))))
@@ -65,7 +78,7 @@ BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
 PROGRAMS := $(BUILD)/distill $(BUILD)/train
 EXT      := $(if $(EXT_SRC),$(BUILD)/softlabel.so)
 
-.PHONY: all test asan bench fuzz deps deps-mpi test-mpi bench-mpi install clean
+.PHONY: all test asan bench fuzz deps deps-pipeline deps-clang deps-mpi test-mpi bench-mpi install clean
 all: $(PROGRAMS) $(EXT)
 
 $(BUILD)/obj/%.o: %.c
@@ -108,20 +121,24 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
 
+# One apt-get per goal: two at once would fight over the dpkg lock.
 deps:
 	@tests/deps.sh $(DEB_PKGS) $(EXTRA_DEB_PKGS)
 
-deps-mpi:
-	@tests/deps.sh $(MPI_DEB_PKGS)
+deps-pipeline:
+	@tests/deps.sh $(DEB_PKGS) $(PIPELINE_DEB_PKGS)
 
-# Open MPI is installed when possible, but a machine without it still tests.
-test: deps
-	@tests/deps.sh $(MPI_DEB_PKGS) >/dev/null 2>&1 || \
-	    echo "w2s: Open MPI not installed; make test-mpi needs it (make deps-mpi)" >&2
+deps-clang:
+	@tests/deps.sh $(DEB_PKGS) $(CLANG_DEB_PKGS)
+
+deps-mpi:
+	@tests/deps.sh $(DEB_PKGS) $(MPI_DEB_PKGS)
+
+test: deps-pipeline
 	@$(MAKE) --no-print-directory all $(TESTS)
 	@BUILD=$(BUILD) tests/run.sh $(TESTS)
 
-asan: deps
+asan: deps-clang
 	@W2S_ASAN=1 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(MAKE) --no-print-directory BUILD=build/asan CC=clang OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
@@ -145,7 +162,8 @@ build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(GEN_SRC)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -pthread $(WARN) -Wno-unknown-warning-option -fsanitize=fuzzer,address,undefined \
 	    $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen $< $(COMMON_SRC) $(GEN_SRC) $(PKG_LIBS) -o $@
 
-fuzz: $(FUZZERS)
+fuzz: deps-clang
+	@$(MAKE) --no-print-directory $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do name=$$(basename $$f); \
 	    mkdir -p tests/fuzz/corpus/$$name build/fuzz/new/$$name; \
 	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
