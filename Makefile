@@ -5,7 +5,8 @@
 # `make MPI=1` builds the programs for mpirun into build/mpi; `make test-mpi`
 # runs the mpirun -np 2 checks and `make bench-mpi` the scaling benchmark.
 # test, asan, fuzz, test-mpi and bench-mpi install what they need first, so
-# each works as the first command on a bare machine.
+# each works as the first command on a bare machine; `make test-fresh` checks
+# that in a minimal Debian root (tests/fresh.sh).
 
 # MPI=1: the programs built with mpicc for `mpirun` (DESIGN §11), in their
 # own build directory since every object differs (-DW2S_MPI).
@@ -50,7 +51,8 @@ deb_of_cmocka := libcmocka-dev
 
 # Goals that install their packages before they build (in a sub-make, which
 # reads the Makefile again) need no library yet; every other goal checks here.
-INSTALLING_GOALS := deps deps-pipeline deps-clang deps-mpi test asan fuzz test-mpi bench-mpi clean
+INSTALLING_GOALS := deps deps-pipeline deps-clang deps-mpi test asan fuzz test-mpi bench-mpi \
+                    test-fresh clean
 ifneq ($(filter-out $(INSTALLING_GOALS),$(or $(MAKECMDGOALS),all)),)
   ifeq ($(shell command -v pkg-config),)
     $(error pkg-config not found: run `make deps` as root, or apt-get install $(DEB_PKGS))
@@ -78,7 +80,8 @@ BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
 PROGRAMS := $(BUILD)/distill $(BUILD)/train
 EXT      := $(if $(EXT_SRC),$(BUILD)/softlabel.so)
 
-.PHONY: all test asan bench fuzz deps deps-pipeline deps-clang deps-mpi test-mpi bench-mpi install clean
+.PHONY: all test asan bench fuzz deps deps-pipeline deps-clang deps-mpi test-mpi bench-mpi \
+        test-fresh install clean
 all: $(PROGRAMS) $(EXT)
 
 $(BUILD)/obj/%.o: %.c
@@ -168,6 +171,10 @@ fuzz: deps-clang
 	    mkdir -p tests/fuzz/corpus/$$name build/fuzz/new/$$name; \
 	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/new/$$name tests/fuzz/corpus/$$name 2>&1 | tail -n 2; done
+
+# The README's commands as the first ones on a bare Debian root (20-40 min).
+test-fresh:
+	@tests/fresh.sh
 
 PREFIX ?= /usr/local
 install: all
