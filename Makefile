@@ -29,6 +29,10 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -g -fPIC -pthread $(OPT) $(WARN) $(SAN) $(MPI
 PKGS     := sqlite3 openblas libarchive libzstd libxxhash jansson
 DEB_PKGS := libsqlite3-dev libopenblas-dev libarchive-dev libzstd-dev libxxhash-dev \
             libjansson-dev libcmocka-dev pkg-config sqlite3
+# Optional: only `make test-mpi` / `bench-mpi` need them.
+MPI_DEB_PKGS := libopenmpi-dev openmpi-bin
+# gcc only recommends the C library's headers: a machine may lack them.
+DEB_PKGS += libc6-dev
 # Programs pipeline.sh runs, and so the suite (test_pipeline): zstd for
 # `tar --zstd`, gnuplot for the report's plot, the default corpus (pipeline.sh
 # sets CORPUS_DEB_PKGS= when given --data).
@@ -37,8 +41,6 @@ PIPELINE_DEB_PKGS = zstd gnuplot-nox $(CORPUS_DEB_PKGS)
 # `make asan` and `make fuzz`: clang and the sanitizer and libFuzzer runtimes
 # of Debian's default clang.
 CLANG_DEB_PKGS := clang libclang-rt-dev
-# Only `make test-mpi` / `bench-mpi` need them.
-MPI_DEB_PKGS := libopenmpi-dev openmpi-bin
 MPI_BUILD    := build/mpi
 # pkg-config module -> Debian package that provides it.
 deb_of_sqlite3 := libsqlite3-dev
@@ -80,8 +82,7 @@ BENCHES  := $(BENCH_SRC:tests/%.c=$(BUILD)/bench/%)
 PROGRAMS := $(BUILD)/distill $(BUILD)/train
 EXT      := $(if $(EXT_SRC),$(BUILD)/softlabel.so)
 
-.PHONY: all test asan bench fuzz deps deps-pipeline deps-clang deps-mpi test-mpi bench-mpi \
-        test-fresh install clean
+.PHONY: all test asan bench fuzz deps deps-mpi test-mpi bench-mpi install clean
 all: $(PROGRAMS) $(EXT)
 
 $(BUILD)/obj/%.o: %.c
@@ -124,7 +125,8 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
 
-# One apt-get per goal: two at once would fight over the dpkg lock.
+# One apt-get per goal: two at once would wait for each other's dpkg lock.
+.PHONY: deps-pipeline deps-clang test-fresh
 deps:
 	@tests/deps.sh $(DEB_PKGS) $(EXTRA_DEB_PKGS)
 
