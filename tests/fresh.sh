@@ -106,7 +106,7 @@ run_logged() {
     local start=$SECONDS next=60 rc
     echo "== $name  (log: ${log#"$here"/})"
     timeout --kill-after=30 "$step_limit" "$@" >"$log" 2>&1 </dev/null &
-    step_pid=$!
+    step_pid=$! step_name=$name step_start=$start
     while kill -0 "$step_pid" 2>/dev/null; do
         sleep 2
         if ((SECONDS - start >= next)); then
@@ -172,10 +172,10 @@ case ${1:-} in
 --root) new_root "$2"; exit ;;
 esac
 
-step_pid=""
+step_pid="" step_name="" step_start=0
 interrupted() {
     [[ -n $step_pid ]] && kill "$step_pid" 2>/dev/null
-    record "(interrupted)" FAIL 0
+    record "$step_name (interrupted)" FAIL $((SECONDS - step_start))
     summary | tee "$out/summary.txt"
     exit 1
 }
