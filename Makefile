@@ -125,8 +125,8 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
 
-# One apt-get per goal: two at once would wait for each other's dpkg lock.
 .PHONY: deps-pipeline deps-clang test-fresh
+# One apt-get per goal: two at once would wait for each other's dpkg lock.
 deps:
 	@tests/deps.sh $(DEB_PKGS) $(EXTRA_DEB_PKGS)
 

@@ -110,7 +110,8 @@ run_logged() {
     while kill -0 "$step_pid" 2>/dev/null; do
         sleep 2
         if ((SECONDS - start >= next)); then
-            printf '   %s: %d min, %s\n' "$name" $(((SECONDS - start) / 60)) "$(tail -n 1 "$log" | cut -c1-90)"
+            printf '   %s: %d min; %s\n' "$name" $(((SECONDS - start) / 60)) \
+                "$(tail -n 1 "$log" | cut -c1-90 | grep . || echo 'no output yet')"
             next=$((next + 60))
         fi
     done
