@@ -189,7 +189,8 @@ echo "test-fresh: HEAD ${head:0:7} on a bare Debian $suite root ($include) from 
 if [[ -s $base_tar ]]; then
     echo "== base root: cached ${base_tar#"$here"/}"
 else
-    run_logged "base root (debootstrap, cached after)" "$out/base.log" "$here/tests/fresh.sh" --base || { summary; exit 1; }
+    run_logged "base root (debootstrap, cached after)" "$out/base.log" "$here/tests/fresh.sh" --base ||
+        { summary | tee "$out/summary.txt"; exit 1; }
 fi
 
 ok=1
@@ -198,7 +199,7 @@ for r in A B; do
     first=("make test" "./pipeline.sh --quick")
     [[ $r = B ]] && first=("./pipeline.sh --quick" "make test")
     n=1
-    for cmd in "${first[@]}" ; do
+    for cmd in "${first[@]}"; do
         in_root "$r$n" "$out/root-$r" "$cmd" || ok=0
         n=$((n + 1))
     done
