@@ -6,6 +6,9 @@
 # `make bench` measures speed; `make fuzz FUZZ_SECONDS=N` runs the fuzzers.
 # `make MPI=1` builds the programs for mpirun into build/mpi; `make test-mpi`
 # runs the mpirun -np 2 checks and `make bench-mpi` the scaling benchmark.
+# test, asan, fuzz, test-mpi and bench-mpi install what they need first, so
+# each works as the first command on a bare machine; `make test-fresh` checks
+# that in a minimal Debian root (tests/fresh.sh).
 
 # MPI=1: the programs built with mpicc for `mpirun` (README, "Scale beyond one
 # machine"), in their
@@ -31,6 +34,16 @@ DEB_PKGS := libsqlite3-dev libopenblas-dev libarchive-dev libzstd-dev libxxhash-
             libjansson-dev libpcre2-dev libcmocka-dev libdnnl-dev pkg-config sqlite3
 # Optional: only `make test-mpi` / `bench-mpi` need them.
 MPI_DEB_PKGS := libopenmpi-dev openmpi-bin
+# gcc only recommends the C library's headers: a machine may lack them.
+DEB_PKGS += libc6-dev
+# Programs pipeline.sh runs, and so the suite (test_pipeline): zstd for
+# `tar --zstd`, gnuplot for the report's plot, the default corpus (pipeline.sh
+# sets CORPUS_DEB_PKGS= when given --data).
+CORPUS_DEB_PKGS ?= fortunes
+PIPELINE_DEB_PKGS = zstd gnuplot-nox $(CORPUS_DEB_PKGS)
+# `make asan` and `make fuzz`: clang and the sanitizer and libFuzzer runtimes
+# of Debian's default clang.
+CLANG_DEB_PKGS := clang libclang-rt-dev
 MPI_BUILD    := build/mpi
 # pkg-config module -> Debian package that provides it.
 deb_of_sqlite3 := libsqlite3-dev
@@ -45,9 +58,13 @@ deb_of_cmocka := libcmocka-dev
 # is found by its header and linked with the OpenMP runtime it is built on.
 DNNL_HEADER := /usr/include/oneapi/dnnl/dnnl.h
 
-ifeq ($(filter deps deps-mpi check-layers clean,$(MAKECMDGOALS)),)
+# Goals that install their packages before they build (in a sub-make, which
+# reads the Makefile again) need no library yet; every other goal checks here.
+INSTALLING_GOALS := deps deps-pipeline deps-clang deps-mpi test asan fuzz test-mpi bench-mpi \
+                    test-fresh check-layers clean
+ifneq ($(filter-out $(INSTALLING_GOALS),$(or $(MAKECMDGOALS),all)),)
   ifeq ($(shell command -v pkg-config),)
-    $(error pkg-config not found: apt-get install pkg-config)
+    $(error pkg-config not found: run `make deps` as root, or apt-get install $(DEB_PKGS))
   endif
   $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,\
     $(error library $(p) not found: apt-get install $(deb_of_$(p)))))
@@ -138,24 +155,29 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
 
+.PHONY: deps-pipeline deps-clang test-fresh
+# One apt-get per goal: two at once would wait for each other's dpkg lock.
 deps:
 	@tests/deps.sh $(DEB_PKGS) $(EXTRA_DEB_PKGS)
 
-deps-mpi:
-	@tests/deps.sh $(MPI_DEB_PKGS)
+deps-pipeline:
+	@tests/deps.sh $(DEB_PKGS) $(PIPELINE_DEB_PKGS)
 
 # Includes go down the layers only, with no cycles (tests/check_layers.sh).
 check-layers:
 	@tests/check_layers.sh .
 
-# Open MPI is installed when possible, but a machine without it still tests.
-test: check-layers deps
-	@tests/deps.sh $(MPI_DEB_PKGS) >/dev/null 2>&1 || \
-	    echo "w2s: Open MPI not installed; make test-mpi needs it (make deps-mpi)" >&2
+deps-clang:
+	@tests/deps.sh $(DEB_PKGS) $(CLANG_DEB_PKGS)
+
+deps-mpi:
+	@tests/deps.sh $(DEB_PKGS) $(MPI_DEB_PKGS)
+
+test: check-layers deps-pipeline
 	@$(MAKE) --no-print-directory all $(TESTS)
 	@BUILD=$(BUILD) tests/run.sh $(TESTS)
 
-asan: deps
+asan: deps-clang
 	@W2S_ASAN=1 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(MAKE) --no-print-directory BUILD=build/asan CC=clang OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
@@ -182,11 +204,16 @@ build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(EXT_SRC) $(GEN_SRC)
 	    -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Icommon -I$(BUILD)/gen $< $(COMMON_SRC) \
 	    $(EXT_SRC) $(GEN_SRC) $(PKG_LIBS) -o $@
 
-fuzz: $(FUZZERS)
+fuzz: deps-clang
+	@$(MAKE) --no-print-directory $(FUZZERS)
 	@set -e; for f in $(FUZZERS); do name=$$(basename $$f); \
 	    mkdir -p tests/fuzz/corpus/$$name build/fuzz/new/$$name; \
 	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/new/$$name tests/fuzz/corpus/$$name 2>&1 | tail -n 2; done
+
+# The README's commands as the first ones on a bare Debian root (20-40 min).
+test-fresh:
+	@tests/fresh.sh
 
 PREFIX ?= /usr/local
 install: all

@@ -148,9 +148,10 @@ labels=${labels:-topk:$topk}
 labels_db=$work/labels-${labels/:/-}.db   # one database per label kind
 
 # ---- set-up: packages and build -------------------------------------------
-extra_pkgs="gnuplot-nox zstd"
-[[ -z $data ]] && extra_pkgs="$extra_pkgs fortunes"
-make --no-print-directory deps EXTRA_DEB_PKGS="$extra_pkgs"
+# The libraries, zstd, gnuplot and, for the default corpus, fortunes.
+corpus_pkgs=fortunes
+[[ -n $data ]] && corpus_pkgs=
+make --no-print-directory deps-pipeline CORPUS_DEB_PKGS="$corpus_pkgs"
 make --no-print-directory -j"$(nproc)" all >/dev/null
 
 inputs=()
