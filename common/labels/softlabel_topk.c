@@ -31,8 +31,9 @@
  * round(c * 1024 * exp(b / 4)) capped at 512: a step of about c / sqrt(q) nat
  * for predecessor probability q, so every rank adds about the same KL
  * (~c^2 / 24 nats), and at most half a nat. Version 3 (written now) takes
- * c = 0.01, which spends most of the 1e-4 nat mean-KL budget (issue 5) on real
- * teachers; version 1 (still decoded) took c = 0.0075. */
+ * c = 0.01, which spends most of the 1e-4 nat mean-KL budget on real
+ * teachers (tests/bench_softlabel.c); version 1 (still decoded) took
+ * c = 0.0075. */
 static const uint16_t step_table_v3[18] = {
     10, 13, 17, 22, 28, 36, 46, 59, 76, 97, 125, 160, 206, 264, 339, 435, 512, 512
 };
