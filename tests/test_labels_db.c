@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -88,6 +89,37 @@ static void exec_raw(const char *path, const char *sql)
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
         fail_msg("%s: %s", sql, msg);
     sqlite3_close(db);
+}
+
+/* A creation killed midway leaves "<path>.new-<pid>" (and its journal);
+ * the next creation of that path removes them when the pid is gone, and
+ * leaves a living process's and unrelated files alone. */
+static void test_stale_creations_removed(void **state)
+{
+    (void)state;
+    pid_t dead = fork();
+    assert_true(dead >= 0);
+    if (dead == 0)
+        _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    char stale[2][512], live[512], other[512];
+    snprintf(stale[0], sizeof stale[0], "%s.new-%ld", path_of("s.db"), (long)dead);
+    snprintf(stale[1], sizeof stale[1], "%s.new-%ld-journal", path_of("s.db"), (long)dead);
+    snprintf(live, sizeof live, "%s.new-%ld", path_of("s.db"), (long)getppid());
+    snprintf(other, sizeof other, "%s.new-%ld.keep", path_of("s.db"), (long)dead);
+    const char *all[] = {stale[0], stale[1], live, other};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(scli_write_file(all[i], "x", 1), 0);
+    labels_meta m = meta_of(1, 2, 8);
+    labels_db *db = labels_db_open_write(path_of("s.db"), &m);
+    if (!db)
+        fail_msg("%s", err_message());
+    assert_int_equal(labels_db_created(db), 1);
+    labels_db_close(db);
+    assert_int_not_equal(access(stale[0], F_OK), 0);
+    assert_int_not_equal(access(stale[1], F_OK), 0);
+    assert_int_equal(access(live, F_OK), 0);
+    assert_int_equal(access(other, F_OK), 0);
 }
 
 static void test_create_reopen_meta(void **state)
@@ -556,6 +588,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_reopen_meta),
+        cmocka_unit_test(test_stale_creations_removed),
         cmocka_unit_test(test_refuses_mismatch),
         cmocka_unit_test(test_not_a_database),
         cmocka_unit_test(test_insert_stored_windows),

@@ -11,8 +11,10 @@
  * (registered on the connection first) and run under a time budget. */
 #include "labels/labels_db.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,10 +313,52 @@ static int open_or_create(labels_db *d, const labels_meta *meta)
     return rc;
 }
 
+/* Removes what creations of path by processes that no longer exist left
+ * behind: "<path>.new-<pid>" and its "-journal", "-wal" and "-shm" (a kill
+ * during create_whole). Files of a living pid are another creator's, and
+ * anything else is not ours: both are left alone. Best effort: a directory
+ * that cannot be read is skipped, since the creation itself reports errors. */
+static void remove_stale_creations(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[4096];
+    int dir_len = slash ? (int)(slash - path) : 1;
+    if (dir_len >= (int)sizeof dir)
+        return;
+    memcpy(dir, slash ? path : ".", (size_t)dir_len);
+    dir[dir_len] = '\0';
+    if (slash && dir_len == 0)
+        snprintf(dir, sizeof dir, "/");
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t base_len = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, ".new-", 5) != 0)
+            continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(name + base_len + 5, &end, 10);
+        if (errno || pid <= 0 || end == name + base_len + 5 ||
+            (*end && strcmp(end, "-journal") != 0 && strcmp(end, "-wal") != 0 && strcmp(end, "-shm") != 0))
+            continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char stale[8192];
+        if (snprintf(stale, sizeof stale, "%s/%s", dir, name) < (int)sizeof stale)
+            remove(stale);
+    }
+    closedir(d);
+}
+
 /* Creates a new database whole: the schema and meta are committed in a file
  * of this process's own ("<path>.new-<pid>"), which is locked and then linked
  * to path. So path never shows a half-created database (a kill during
- * creation leaves only the temporary file), and a concurrent creator that
+ * creation leaves only the temporary file, which the next creation removes),
+ * and a concurrent creator that
  * loses the race finds a complete database held by the winner's lock.
  * @return 0 with *created = 1 and *lock held, or *created = 0 when another
  * process created path first; -1 + message. */
@@ -324,6 +368,7 @@ static int create_whole(const char *path, const labels_meta *meta, filelock *loc
     if (snprintf(tmp, sizeof tmp, "%s.new-%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return err_set("%s: path too long", path);
     *created = 0;
+    remove_stale_creations(path);
     remove(tmp);
     labels_db *d = open_handle(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (!d)
