@@ -42,8 +42,8 @@ DEB_PKGS += libc6-dev
 CORPUS_DEB_PKGS ?= fortunes
 PIPELINE_DEB_PKGS = zstd gnuplot-nox $(CORPUS_DEB_PKGS)
 # `make asan` and `make fuzz`: clang and the sanitizer and libFuzzer runtimes
-# of Debian's default clang.
-CLANG_DEB_PKGS := clang libclang-rt-dev
+# of Debian's default clang, and its omp.h (matmul_bf16.c; gcc ships its own).
+CLANG_DEB_PKGS := clang libclang-rt-dev libomp-dev
 MPI_BUILD    := build/mpi
 # pkg-config module -> Debian package that provides it.
 deb_of_sqlite3 := libsqlite3-dev
