@@ -66,6 +66,7 @@ static int print_json(const char *path, const labels_meta *m, const db_counts *n
     json_out_string(&j, "tool_version", m->tool_version);
     json_out_string(&j, "label_kind", m->label_kind);
     json_out_string(&j, "sample_seed", m->sample_seed[0] ? m->sample_seed : NULL);
+    json_out_string(&j, "teacher_precision", m->teacher_precision[0] ? m->teacher_precision : NULL);
     json_out_int(&j, "complete", m->complete);
     json_out_int(&j, "sequences", n->sequences);
     json_out_int(&j, "tokens", n->tokens);
@@ -82,17 +83,20 @@ static void print_text(const char *path, const labels_meta *m, const db_counts *
     char seed_text[40] = "";
     if (m->sample_seed[0])
         snprintf(seed_text, sizeof seed_text, " (seed %s)", m->sample_seed);
+    char precision_text[40] = "";
+    if (m->teacher_precision[0])
+        snprintf(precision_text, sizeof precision_text, ", teacher in %s", m->teacher_precision);
     printf("%s\n"
            "  teacher     %016" PRIx64 " (V=%d L=%d H=%d C=%d T=%d)\n"
            "  tokenizer   %016" PRIx64 " (%d tokens, %zu bytes)\n"
-           "  labels      %s%s, k=%d, codec version %d, written by w2s %s\n"
+           "  labels      %s%s, k=%d, codec version %d%s, written by w2s %s\n"
            "  sequences   %" PRId64 "\n"
            "  tokens      %" PRId64 " (%d-byte ids, %" PRId64 " labeled positions)\n"
            "  blob bytes  %" PRIu64 " (%.2f per position)\n"
            "  complete    %s\n",
            path, m->teacher_hash, c->vocab, c->layers, c->heads, c->channels, c->seq_len,
            m->tokenizer_hash, n->tokenizer_vocab, m->tokenizer_len, m->label_kind, seed_text, m->k,
-           m->codec_version, m->tool_version, n->sequences, n->tokens, m->token_bytes, n->positions,
+           m->codec_version, precision_text, m->tool_version, n->sequences, n->tokens, m->token_bytes, n->positions,
            n->blob_bytes,
            n->positions > 0 ? (double)n->blob_bytes / (double)n->positions : 0.0,
            m->complete ? "yes" : "no: the distill that wrote it did not finish (rerun it to finish)");

@@ -50,6 +50,8 @@ static void describe_run(const distill_job *j, const checkpoint *ck, labels_meta
         snprintf(meta->sample_seed, sizeof meta->sample_seed, "%" PRIu64, o->seed);
     } else
         snprintf(meta->label_kind, sizeof meta->label_kind, "topk");
+    snprintf(meta->teacher_precision, sizeof meta->teacher_precision, "%s",
+             model_precision_name(o->precision));
 }
 
 /* Opens (or creates) labels.db with meta. The writer thread and the reader

@@ -23,10 +23,13 @@ PRAGMA user_version = 2;
 -- counted from 0 as in schemas/softlabel.md; older databases hold the same
 -- text counting from 1, 'ranks >= 2' and 'rank-1'; written for sampled
 -- databases too, whose counts are exact), tool_version, created_at (UTC, ISO
--- 8601), and for sampled labels sample_seed (distill --seed, decimal). A
--- resumed distill and distill merge compare teacher_hash, tokenizer_hash, k,
--- codec_version, label_kind and sample_seed (when both databases have one)
--- and refuse rows made otherwise; the other keys are informative and never
+-- 8601), for sampled labels sample_seed (distill --seed, decimal), and
+-- teacher_precision ('fp32' or 'bf16': the teacher's matrix products,
+-- distill --precision; databases written before the key existed lack it and
+-- were made in fp32). A resumed distill and distill merge compare
+-- teacher_hash, tokenizer_hash, k, codec_version, label_kind, sample_seed
+-- (when both databases have one) and teacher_precision and refuse rows made
+-- otherwise; the other keys are informative and never
 -- compared.
 -- complete (0 or 1): distill sets it to 0 before it stores its first row and
 -- to 1 once it has stored every record of its inputs (its shard); distill

@@ -27,8 +27,10 @@
 
 #include "base/err.h"
 #include "base/rng.h"
+#include "labels/softlabel.h"
 #include "nn/matmul_bf16.h"
 #include "nn/model.h"
+#include "nn/topk.h"
 #include "support_fixtures.h"
 
 /* Skips the calling test where oneDNN has no bfloat16 here. */
@@ -249,6 +251,69 @@ static double mean_kl(const float *zf, const float *zb, long n, int V)
     return sum / (double)n;
 }
 
+/* The labels distill would store from logits (rows of T positions, V wide,
+ * top k): decoded ids, log-probs and tails, (rows * T, k) and (rows * T);
+ * and the exact top-k and tail they quantise (exact_lp, exact_tail). */
+static void stored_labels(const float *z, int rows, int T, int V, int k, int32_t *ids, float *lp,
+                          float *tail, float *exact_lp, float *exact_tail)
+{
+    softlabel_codec *c = softlabel_codec_create();
+    void *scratch = malloc(topk_scratch_bytes(V));
+    unsigned char *blob = NULL;
+    size_t cap = 0, len;
+    assert_true(c && scratch);
+    for (int r = 0; r < rows; r++) {
+        size_t at = (size_t)r * T;
+        for (int p = 0; p < T; p++) {
+            topk_stats st;
+            assert_int_equal(topk_row(z + (at + p) * V, V, k, -1, scratch, ids + (at + p) * k,
+                                      exact_lp + (at + p) * k, &st), 0);
+            exact_tail[at + p] = (float)st.tail;
+        }
+        assert_int_equal(softlabel_encode(c, ids + at * k, exact_lp + at * k, T, k, V, &blob, &cap, &len), 0);
+        int n_pos, got_k;
+        assert_int_equal(softlabel_decode(c, blob, len, V, T, k, ids + at * k, lp + at * k, tail + at,
+                                          &n_pos, &got_k), 0);
+        assert_true(n_pos == T && got_k == k);
+    }
+    free(blob);
+    free(scratch);
+    softlabel_codec_free(c);
+}
+
+/* Mean KL, per position, from the stored fp32 label to the stored bf16 label
+ * on the fp32 label's partition (its k ids + one tail bucket), the bf16
+ * label's tail spread evenly over the ids it left out: the KD loss (README,
+ * "The objective") a student matching the bf16 labels exactly would still
+ * see against the fp32 ones. */
+static double mean_label_kl(const int32_t *ids_f, const float *lp_f, const float *tail_f,
+                            const int32_t *ids_b, const float *lp_b, const float *tail_b, long n,
+                            int k, int V)
+{
+    double *q = malloc((size_t)V * sizeof *q), sum = 0;
+    assert_non_null(q);
+    for (long i = 0; i < n; i++) {
+        for (int v = 0; v < V; v++)
+            q[v] = tail_b[i] / (V - k);
+        for (int j = 0; j < k; j++)
+            q[ids_b[i * k + j]] = exp(lp_b[i * k + j]);
+        double kl = 0, q_tail = 0;
+        for (int j = 0; j < k; j++) {
+            double p = exp(lp_f[i * k + j]), qj = q[ids_f[i * k + j]];
+            if (p > 0)
+                kl += p * log(p / qj);
+            q[ids_f[i * k + j]] = 0; /* what is left is q's mass in the bucket */
+        }
+        for (int v = 0; v < V; v++)
+            q_tail += q[v];
+        if (tail_f[i] > 0)
+            kl += tail_f[i] * log(tail_f[i] / q_tail);
+        sum += kl;
+    }
+    free(q);
+    return sum / (double)n;
+}
+
 /* A byte-level teacher trained briefly on the fortunes (or generated text)
  * labels held-out windows in fp32 and in bfloat16: the distributions a
  * distill run would store differ by a small KL. */
@@ -309,9 +374,28 @@ static void test_teacher_kl(void **state)
     const float *zb = model_forward(m, tok, pos, rows, T);
     assert_non_null(zb);
     double kl = mean_kl(zf, zb, n, 256);
-    print_message("teacher (loss %.3f -> %.3f): mean KL(fp32 || bf16) %.3g nats/token\n", first,
-                  loss, kl);
+    /* The stored labels differ more than the distributions: a rank near
+     * the k-th can swap in or out of the top k, and a log-prob near a
+     * boundary of the codec's grid rounds the other way. The yardstick is
+     * what the codec alone costs the fp32 labels. */
+    const int k = 32;
+    int32_t *ids = malloc(2 * (size_t)n * k * sizeof *ids);
+    float *lp = malloc(4 * (size_t)n * k * sizeof *lp), *tail = malloc(4 * (size_t)n * sizeof *tail);
+    assert_true(ids && lp && tail);
+    float *lp_b = lp + n * k, *exact_lp = lp + 2 * n * k, *tail_b = tail + n, *exact_tail = tail + 2 * n;
+    stored_labels(zf, rows, T, 256, k, ids, lp, tail, exact_lp, exact_tail);
+    double codec_kl = mean_label_kl(ids, exact_lp, exact_tail, ids, lp, tail, n, k, 256);
+    double same_kl = mean_label_kl(ids, lp, tail, ids, lp, tail, n, k, 256);
+    stored_labels(zb, rows, T, 256, k, ids + n * k, lp_b, tail_b, exact_lp + n * k, exact_tail + n);
+    double label_kl = mean_label_kl(ids, lp, tail, ids + n * k, lp_b, tail_b, n, k, 256);
+    print_message("teacher (loss %.3f -> %.3f): mean KL(fp32 || bf16) %.3g nats/token; stored top-%d "
+                  "labels %.3g (the codec alone: %.3g)\n", first, loss, kl, k, label_kl, codec_kl);
     assert_true(kl > 0 && kl < 1e-4); /* measured ~1e-6 */
+    assert_true(fabs(same_kl) < 1e-9); /* the measure itself: 0 for equal labels */
+    assert_true(label_kl >= 0 && label_kl < 1e-3); /* measured ~1e-4 */
+    free(tail);
+    free(lp);
+    free(ids);
     free(zf);
     free(text);
     model_free(m);

@@ -184,6 +184,25 @@ static void test_refuses_mismatch(void **state)
     other = meta_of(1, 2, 32);
     other.codec_version = 2;
     expect_open_write_fails(p, &other, "codec version");
+    /* b.db predates the precision key: its labels count as fp32 */
+    other = meta_of(1, 2, 32);
+    strcpy(other.teacher_precision, "bf16");
+    expect_open_write_fails(p, &other, "products in fp32, not bf16");
+    strcpy(other.teacher_precision, "fp32");
+    db = labels_db_open_write(p, &other);
+    assert_non_null(db);
+    labels_db_close(db);
+    const char *q = path_of("b16.db");
+    strcpy(other.teacher_precision, "bf16");
+    db = labels_db_open_write(q, &other);
+    assert_non_null(db);
+    labels_meta got;
+    assert_int_equal(labels_db_meta(db, &got), 0);
+    assert_string_equal(got.teacher_precision, "bf16");
+    labels_meta_free(&got);
+    labels_db_close(db);
+    strcpy(other.teacher_precision, "fp32");
+    expect_open_write_fails(q, &other, "products in bf16, not fp32");
 
     exec_raw(p, "PRAGMA user_version = 3");
     expect_open_write_fails(p, &m, "schema version 3");

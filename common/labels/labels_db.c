@@ -229,6 +229,8 @@ static int write_meta(labels_db *d, const labels_meta *m)
     if (!rc) rc = put_meta_text(d, st, "label_kind", m->label_kind);
     if (!rc && m->sample_seed[0])
         rc = put_meta_text(d, st, "sample_seed", m->sample_seed);
+    if (!rc && m->teacher_precision[0])
+        rc = put_meta_text(d, st, "teacher_precision", m->teacher_precision);
     if (!rc) rc = put_meta_text(d, st, "quantisation",
                                 "schemas/softlabel.md: ranks >= 1 on a 1/1024-nat grid with "
                                 "probability-dependent steps; tail : rank-0 log-odds in 1/64 nat");
@@ -266,6 +268,12 @@ static int compare_meta(const char *path, const labels_meta *have, const labels_
     if (have->sample_seed[0] && want->sample_seed[0] && strcmp(have->sample_seed, want->sample_seed) != 0)
         return err_set("%s: labels drawn with --seed %s, not %s", path, have->sample_seed,
                        want->sample_seed);
+    /* bf16 and fp32 labels differ slightly (README, "Memory and speed"); one
+     * database holds one kind. Databases before the key existed are fp32. */
+    const char *had = have->teacher_precision[0] ? have->teacher_precision : "fp32";
+    if (want->teacher_precision[0] && strcmp(had, want->teacher_precision) != 0)
+        return err_set("%s: labels made with the teacher's products in %s, not %s (--precision)", path,
+                       had, want->teacher_precision);
     return 0;
 }
 
@@ -543,6 +551,8 @@ static int meta_row(labels_db *d, sqlite3_stmt *st, labels_meta *m, unsigned *se
     }
     if (!strcmp(key, "sample_seed"))
         return meta_text(p, key, st, m->sample_seed, sizeof m->sample_seed);
+    if (!strcmp(key, "teacher_precision"))
+        return meta_text(p, key, st, m->teacher_precision, sizeof m->teacher_precision);
     if (!strcmp(key, "complete"))
         return meta_int(p, key, st, &m->complete);
     return 0;

@@ -28,6 +28,8 @@ typedef struct labels_meta {
     unsigned char *tokenizer; size_t tokenizer_len; uint64_t tokenizer_hash;
     int k; int codec_version; char tool_version[32]; char label_kind[32]; /* "topk" */
     char sample_seed[24];   /* sampled kinds: distill --seed, decimal; "" = not recorded */
+    char teacher_precision[8]; /* "fp32" or "bf16": the teacher's matrix products
+                                * (distill --precision); "" = not recorded (older) */
     int complete;           /* 0 while a distill or merge that wrote it has not finished
                              * (meta key 'complete'); 1 when absent (older databases) */
     int token_bytes;        /* bytes per id of the tokens blobs (read from the database; a writer's
