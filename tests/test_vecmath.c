@@ -1,6 +1,7 @@
 /* Tests of the shared row primitives (common/nn/vecmath.h) against double
  * references, at every length around the 16-lane blocks, and of their
- * contract: the lane order of the sums and the exp the softmax stores. */
+ * contract: the lane order of the sums, the maximum's handling of -inf and
+ * NaN, and the exp the softmax stores. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,6 +77,35 @@ static void test_sum_and_dot(void **state)
     }
 }
 
+/* The maximum at every length, wherever it sits, with -inf entries, and
+ * with NaN: skipped after x[0], propagated from x[0]. */
+static void test_max(void **state)
+{
+    (void)state;
+    rng_state rng;
+    rng_seed(&rng, 5);
+    float x[MAX_N];
+    for (int n = 1; n <= MAX_N; n++)
+        for (int at = 0; at < n; at++) {
+            fill(x, n, &rng, 3.0f);
+            x[at] = 50.0f;
+            if (n > 1)
+                x[(at + 1) % n] = -INFINITY;
+            assert_true(vec_max(x, n) == 50.0f);
+            if (at > 0) {
+                float keep = x[0];
+                x[0] = NAN;
+                assert_true(isnan(vec_max(x, n)));
+                x[0] = keep;
+                x[at == n - 1 ? 1 : n - 1] = NAN;
+                if (at != (at == n - 1 ? 1 : n - 1))
+                    assert_true(vec_max(x, n) == 50.0f);
+            }
+        }
+    x[0] = -INFINITY;
+    assert_true(vec_max(x, 1) == -INFINITY);
+}
+
 static void test_exp_sub_max(void **state)
 {
     (void)state;
@@ -110,6 +140,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expf_accuracy),
         cmocka_unit_test(test_sum_and_dot),
+        cmocka_unit_test(test_max),
         cmocka_unit_test(test_exp_sub_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,7 @@
 #include "nn/kd_divergence.h"
 
 #include "base/err.h"
+#include "nn/vecmath.h"
 
 #include <float.h>
 #include <math.h>
@@ -74,9 +75,7 @@ static void collect_ids(cells *c, const int32_t *ids, const float *logprobs, int
  * outside S and 0 on S); @return the tail's sum of those exponentials. */
 static double bucket_cells(cells *c, float *z, int V, float tail, double inv_tau)
 {
-    float m = z[0];
-    for (int j = 1; j < V; j++)
-        m = z[j] > m ? z[j] : m;
+    float m = vec_max(z, V);
     double zs[KD_MAX_K + 1];
     for (int i = 0; i < c->n_s; i++) {
         zs[i] = ((double)z[c->id[i]] - m) * inv_tau;

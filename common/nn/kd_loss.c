@@ -35,30 +35,13 @@ const char *kd_tail_name(kd_tail_mode mode)
     return mode == KD_TAIL_RENORM ? "renorm" : "bucket";
 }
 
-static float row_max(const float *z, int V)
-{
-    float lane[16];
-    for (int u = 0; u < 16; u++)
-        lane[u] = z[0];
-    int j = 0;
-    for (; j + 16 <= V; j += 16)
-        for (int u = 0; u < 16; u++)
-            lane[u] = z[j + u] > lane[u] ? z[j + u] : lane[u];
-    float m = z[0];
-    for (; j < V; j++)
-        m = z[j] > m ? z[j] : m;
-    for (int u = 0; u < 16; u++)
-        m = lane[u] > m ? lane[u] : m;
-    return m;
-}
-
 static double kd_bucket(float *z, int V, const int32_t *ids, const float *logprobs,
                         float tail, int k, float tau, float scale)
 {
     float zs[KD_MAX_K + 1], es[KD_MAX_K + 1], qs[KD_MAX_K + 1];
     unsigned char first[KD_MAX_K + 1];
     const float inv_tau = 1.0f / tau;
-    const float m = row_max(z, V);
+    const float m = vec_max(z, V);
     for (int r = 0; r < k; r++) {
         float v = z[ids[r]];
         first[r] = !(isinf(v) && v < 0);
@@ -169,7 +152,7 @@ float kd_aux_weight(double beta, long step, long warmup)
 
 int32_t kd_argmax(const float *z, int V)
 {
-    const float m = row_max(z, V);
+    const float m = vec_max(z, V);
     int32_t j = 0;
     while (j < V - 1 && !(z[j] == m))
         j++;

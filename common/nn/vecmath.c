@@ -37,11 +37,26 @@ float vec_dot(const float *a, const float *b, int n)
     return s;
 }
 
+float vec_max(const float *x, int n)
+{
+    float lane[16];
+    for (int u = 0; u < 16; u++)
+        lane[u] = x[0];
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int u = 0; u < 16; u++)
+            lane[u] = x[i + u] > lane[u] ? x[i + u] : lane[u];
+    float m = x[0];
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    for (int u = 0; u < 16; u++)
+        m = lane[u] > m ? lane[u] : m;
+    return m;
+}
+
 float vec_exp_sub_max(float *x, int n, float *max_out)
 {
-    float mx = x[0];
-    for (int j = 1; j < n; j++)
-        mx = x[j] > mx ? x[j] : mx;
+    float mx = vec_max(x, n);
     float acc[16] = {0};
     int j = 0;
     for (; j + 16 <= n; j += 16)

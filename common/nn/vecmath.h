@@ -47,6 +47,11 @@ float vec_sum(const float *x, int n);
 
 /* Dot product of a[0..n) and b[0..n). */
 float vec_dot(const float *a, const float *b, int n);
+/* max x[i] for n >= 1, over 16 lanes like the sums (a single running
+ * maximum is a chain of dependent instructions and never vectorises; the
+ * maximum itself does not depend on the order). NaN at x[0] gives NaN;
+ * NaN elsewhere is skipped. */
+float vec_max(const float *x, int n);
 
 /* The unnormalised softmax in place: replaces x[0..n) (n >= 1) by
  * vec_expf(x - max), stores the max in *max_out and @return the sum of the
