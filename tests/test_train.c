@@ -2,8 +2,9 @@
  * on tiny models: alpha = 1 equals plain LM training bit for bit, alpha = 0
  * ignores GT, resume (stopped or killed) equals an uninterrupted run byte for
  * byte, tokenizer / schema / sequence-length mismatches and bad options are
- * refused without touching OUT, labels.db is left unchanged, and a student
- * trained by KD beats an untrained one on the teacher's text.
+ * refused without touching OUT, labels.db is left unchanged, a student
+ * trained by KD beats an untrained one on the teacher's text, and --eval
+ * --positions writes lines that add up to the evaluation's loss.
  *
  * The group setup writes synthetic text, trains a teacher with train itself
  * and writes a labels.db from the teacher's forward passes with the
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <glob.h>
 #include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -673,6 +675,106 @@ static void test_hard_labels_and_outputs(void **state)
     assert_true(fabs(bpb - loss * (double)tokens / (log(2.0) * (double)bytes)) < 1e-6 * bpb);
 }
 
+/* Reads a --positions file: the header, then per line the seven fields of
+ * schemas/positions.md, each line checked (top1_prob in (0, 1], entropy and
+ * nll >= 0, windows in order). @return the number of lines after the
+ * header; *mean_nll gets the mean of the nll column. */
+static long read_positions(const char *name, double *mean_nll)
+{
+    char *text = read_text(name);
+    assert_non_null(text);
+    static const char header[] = "window\tposition\ttarget\tnll\ttop1\ttop1_prob\tentropy\n";
+    assert_memory_equal(text, header, strlen(header));
+    long lines = 0;
+    unsigned long long last_window = 0;
+    double sum = 0.0;
+    for (const char *p = text + strlen(header); *p; lines++) {
+        unsigned long long window;
+        int position, target, top1, used = -1;
+        double nll, top1_prob, entropy;
+        if (sscanf(p, "%llu\t%d\t%d\t%lf\t%d\t%lf\t%lf\n%n", &window, &position, &target, &nll, &top1,
+                   &top1_prob, &entropy, &used) != 7 || used < 0 || p[used - 1] != '\n')
+            fail_msg("%s: line %ld: %.80s", name, lines + 2, p);
+        assert_true(window >= last_window && position >= 0 && target >= 0 && top1 >= 0);
+        assert_true(top1_prob > 0 && top1_prob <= 1 && entropy >= 0 && nll >= 0);
+        last_window = window;
+        sum += nll;
+        p += used;
+    }
+    free(text);
+    *mean_nll = lines ? sum / (double)lines : NAN;
+    return lines;
+}
+
+/* The tokens and loss of the --json summary in stdout.txt. */
+static void eval_summary(unsigned long long *tokens, double *loss)
+{
+    char *out = read_text("stdout.txt");
+    assert_non_null(out);
+    assert_int_equal(sscanf(out, "{\"tokens\":%llu,\"loss\":%lf", tokens, loss), 2);
+    free(out);
+}
+
+/* No temporary file of an atomic write of name is left in the directory. */
+static int no_temporary_left(const char *name)
+{
+    char pattern[600];
+    snprintf(pattern, sizeof pattern, "%s.tmp.*", path_in(name));
+    glob_t g;
+    int found = glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+    globfree(&g);
+    return !found;
+}
+
+/* --eval --positions: one line per predicted token whose NLLs average to the
+ * loss; it replaces its own earlier file, never a user's file, an input or
+ * the model, and a failed run leaves the old file; it goes with --eval only. */
+static void test_eval_positions(void **state)
+{
+    (void)state;
+    unsigned long long tokens;
+    double loss, mean_nll;
+    const char *eval = "--eval --model teacher.ckpt --records line --json --quiet";
+    assert_int_equal(run_train("%s --input heldout.txt --batch 3 --positions pos.tsv", eval), 0);
+    eval_summary(&tokens, &loss);
+    assert_int_equal(read_positions("pos.tsv", &mean_nll), tokens);
+    if (!(fabs(mean_nll - loss) <= 1e-5 * loss))
+        fail_msg("mean nll %.9g, eval loss %.9g", mean_nll, loss);
+    /* its own earlier file is replaced */
+    assert_int_equal(run_train("%s --input other.txt --positions pos.tsv", eval), 0);
+    eval_summary(&tokens, &loss);
+    assert_int_equal(read_positions("pos.tsv", &mean_nll), tokens);
+    assert_true(fabs(mean_nll - loss) <= 1e-5 * loss);
+    uint64_t before = file_hash("pos.tsv");
+    /* a user's file, an input and the model are refused, unchanged */
+    assert_int_equal(scli_copy_file(path_in("heldout.txt"), path_in("mine.tsv")), 0);
+    uint64_t mine = file_hash("mine.tsv"), ckpt = file_hash("teacher.ckpt");
+    assert_int_equal(run_train("%s --input heldout.txt --positions mine.tsv", eval), 1);
+    assert_true(stderr_has("mine.tsv: exists and is not a w2s positions file (refusing to overwrite it)"));
+    assert_int_equal(run_train("%s --input other.txt mine.tsv --positions ./mine.tsv", eval), 1);
+    assert_true(stderr_has("./mine.tsv: --positions is also --input (refusing to overwrite it)"));
+    assert_int_equal(run_train("%s --input heldout.txt --positions teacher.ckpt", eval), 1);
+    assert_true(stderr_has("teacher.ckpt: --positions is also --model (refusing to overwrite it)"));
+    assert_int_equal(file_hash("mine.tsv"), mine);
+    assert_int_equal(file_hash("teacher.ckpt"), ckpt);
+    /* a run that fails while writing (logits of NaN) leaves the old file */
+    checkpoint ck;
+    assert_int_equal(checkpoint_read(path_in("teacher.ckpt"), &ck), 0);
+    for (size_t i = 0; i < model_config_num_params(&ck.config); i++)
+        ck.params[i] = NAN;
+    assert_int_equal(checkpoint_write(path_in("nan.ckpt"), &ck), 0);
+    checkpoint_free(&ck);
+    assert_int_equal(run_train("--eval --model nan.ckpt --input heldout.txt --records line --positions pos.tsv"),
+                     1);
+    assert_true(stderr_has("pos.tsv: window 0, position 0: "));
+    assert_int_equal(file_hash("pos.tsv"), before);
+    assert_true(no_temporary_left("pos.tsv"));
+    /* --positions belongs to --eval */
+    assert_int_equal(run_train("--gt gt.txt --records line --steps 2 --out never.ckpt --positions p.tsv"), 2);
+    assert_true(stderr_has("--positions is for --eval"));
+    assert_false(file_exists(path_in("p.tsv")));
+}
+
 /* --precision: bf16 runs say so (start-up line, --json), rerun bit for bit
  * and resume only as bf16; fp32 is the default; a bad name is a usage error. */
 static void test_precision(void **state)
@@ -717,7 +819,7 @@ static void test_help_and_version(void **state)
                                  "--eval-every", "--checkpoint-every", "--resume", "--metrics",
                                  "--quiet", "--json", "--eval", "--model", "--input", "--stop-at",
                                  "--precision", "--kd-loss", "--kd-beta", "--kd-skew", "--kd-weight",
-                                 "--kd-min-conf"};
+                                 "--kd-min-conf", "--positions"};
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (!strstr(out, opts[i]))
             fail_msg("--help does not describe %s", opts[i]);
@@ -771,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_kd_student_learns_teacher_text),
         cmocka_unit_test(test_kd_losses_and_trust),
         cmocka_unit_test(test_hard_labels_and_outputs),
+        cmocka_unit_test(test_eval_positions),
         cmocka_unit_test(test_label_positions_line_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -27,9 +27,14 @@ typedef struct eval_result {
 
 /* Evaluates m on every window of w (w->T <= the model's seq_len), rows at a
  * time (<= the model's max_rows), the loss split over obj's threads; unless
- * quiet, rank 0 shows progress in windows (base/progress.h).
+ * quiet, rank 0 shows progress in windows (base/progress.h). positions_path,
+ * when not NULL, also gets the per-position file of positions.h (one line
+ * per predicted token, w's window indices); a single process only, since
+ * under MPI each rank sees only its own batches.
  * Clobbers the model's activations.
- * @return 0, or -1 + message (out of memory, no windows). */
-int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, bool quiet, eval_result *out);
+ * @return 0, or -1 + message (out of memory, no windows, the positions
+ * file: then it is left as it was). */
+int eval_windows(model *m, objective *obj, int rows, const gt_windows *w, bool quiet,
+                 const char *positions_path, eval_result *out);
 
 #endif

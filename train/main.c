@@ -19,8 +19,10 @@
 #include "hf_convert.h"
 #include "nn/model.h"
 #include "base/mpi_comm.h"
+#include "base/output_path.h"
 #include "objective.h"
 #include "base/parallel.h"
+#include "positions.h"
 #include "text/tokenizer.h"
 #include "train_options.h"
 #include "trainer.h"
@@ -86,10 +88,27 @@ static void eval_job_free(eval_job *j)
     checkpoint_free(&j->ck);
 }
 
+/* The refusals of base/output_path.h for --positions, before anything is
+ * loaded. Under MPI each rank evaluates only its share of the batches, so no
+ * rank could write the whole file. @return 0, or -1 + message. */
+static int check_positions(const train_options *o)
+{
+    if (!o->positions)
+        return 0;
+    if (mpi_comm_size() > 1)
+        return err_set("--positions %s: not available under mpirun (each rank evaluates only its share "
+                       "of the windows); run train --eval as one process", o->positions);
+    TRY(output_path_distinct(o->positions, "--positions", o->model_path, "--model"));
+    for (int i = 0; i < o->n_eval_input; i++)
+        TRY(output_path_distinct(o->positions, "--positions", o->eval_input[i], "--input"));
+    return output_path_check(o->positions, "w2s positions file", positions_file_is_ours);
+}
+
 /* Loads --model and windows --input into *j (zeroed; eval_job_free also on
  * failure). @return 0, or -1 + message. */
 static int eval_setup(eval_job *j, const train_options *o)
 {
+    TRY(check_positions(o));
     TRY(checkpoint_read(o->model_path, &j->ck));
     if (!(j->tok = tok_deserialize(j->ck.tokenizer, j->ck.tokenizer_len)))
         return err_wrap("%s: tokenizer", o->model_path);
@@ -109,13 +128,14 @@ static int eval_setup(eval_job *j, const train_options *o)
     return 0;
 }
 
-/* --eval: the model's cross-entropy, perplexity and bits per byte on --input. */
+/* --eval: the model's cross-entropy, perplexity and bits per byte on --input
+ * (and the --positions file). */
 static int run_eval(const train_options *o)
 {
     eval_job j = {0};
     eval_result e;
     int rc = agree_setup(eval_setup(&j, o));
-    if (rc == 0 && (eval_windows(j.m, j.obj, o->batch, &j.win, o->quiet, &e) < 0 ||
+    if (rc == 0 && (eval_windows(j.m, j.obj, o->batch, &j.win, o->quiet, o->positions, &e) < 0 ||
                     (mpi_comm_rank() == 0 && print_eval(o, &e) < 0)))
         rc = -1;
     eval_job_free(&j);

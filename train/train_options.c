@@ -14,7 +14,8 @@
 
 static const char usage_text[] =
     "usage: train --gt PATH... --out MODEL.ckpt [options]\n"
-    "       train --eval --model MODEL.ckpt --input PATH... [--records MODE] [--json]\n"
+    "       train --eval --model MODEL.ckpt --input PATH... [--records MODE]\n"
+    "                    [--positions FILE] [--json]\n"
     "       train import --hf DIR --out MODEL.ckpt    (see train import --help)\n"
     "       train export --model MODEL.ckpt --out DIR (Hugging Face GPT-2 directories)\n"
     "\n"
@@ -141,6 +142,12 @@ static const char usage_text[] =
     "                         after each record's start, perplexity and bits per\n"
     "                         byte (total nats / (ln 2 * record bytes)); --json\n"
     "                         prints {\"tokens\", \"loss\", \"ppl\", \"bits_per_byte\"}\n"
+    "  --positions FILE       also write FILE: a header line, then one tab-separated\n"
+    "                         line per predicted token in evaluation order: window,\n"
+    "                         position, target, nll, top1, top1_prob, entropy\n"
+    "                         (schemas/positions.md; nats); the nll column's mean\n"
+    "                         is the loss. Replaces only an earlier positions file,\n"
+    "                         atomically; not under mpirun\n"
     "  --help, --version\n";
 
 enum {
@@ -152,7 +159,7 @@ enum {
     OPT_BATCH, OPT_KD_BATCH, OPT_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED, OPT_THREADS,
     OPT_PRECISION, OPT_EVAL_INPUT, OPT_EVAL_EVERY, OPT_CHECKPOINT_EVERY, OPT_RESUME, OPT_STOP_AT,
     OPT_METRICS, OPT_LABELS_ONLY, OPT_ALLOW_BINARY, OPT_QUIET, OPT_JSON, OPT_EVAL, OPT_MODEL, OPT_INPUT,
-    OPT_HELP, OPT_VERSION
+    OPT_POSITIONS, OPT_HELP, OPT_VERSION
 };
 
 static const struct option long_options[] = {
@@ -206,6 +213,7 @@ static const struct option long_options[] = {
     {"eval", no_argument, NULL, OPT_EVAL},
     {"model", required_argument, NULL, OPT_MODEL},
     {"input", required_argument, NULL, OPT_INPUT},
+    {"positions", required_argument, NULL, OPT_POSITIONS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -235,7 +243,7 @@ static void check_eval_mode(const train_options *o, int trained_only)
         usage_die("--eval needs --input PATH...");
     if (trained_only)
         usage_die("--eval takes only --model, --input, --records, --allow-binary, --batch, --threads, "
-                  "--precision, --json, --quiet");
+                  "--precision, --positions, --json, --quiet");
 }
 
 /* The KD options beyond --tau and --kd-tail; beta_given, skew_given: whether
@@ -264,6 +272,8 @@ static void check_train_mode(train_options *o, int alpha_given)
 {
     if (o->model_path)
         usage_die("--model is for --eval (use --init to start from a checkpoint)");
+    if (o->positions)
+        usage_die("--positions is for --eval (the per-token losses of an evaluation)");
     if (o->n_gt == 0)
         usage_die("--gt PATH... is required (the ground-truth text)");
     if (!o->out)
@@ -321,7 +331,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
             list = NULL;
         if (c != 1 && c != OPT_EVAL && c != OPT_MODEL && c != OPT_INPUT && c != OPT_RECORDS &&
             c != OPT_ALLOW_BINARY && c != OPT_BATCH && c != OPT_THREADS && c != OPT_PRECISION &&
-            c != OPT_JSON && c != OPT_QUIET && c != OPT_HELP && c != OPT_VERSION)
+            c != OPT_POSITIONS && c != OPT_JSON && c != OPT_QUIET && c != OPT_HELP && c != OPT_VERSION)
             train_only = 1;
         switch (c) {
         case 1:
@@ -419,6 +429,7 @@ void train_options_parse(train_options *o, int argc, char **argv)
         case OPT_JSON: o->json = 1; break;
         case OPT_EVAL: o->eval_mode = 1; break;
         case OPT_MODEL: o->model_path = optarg; break;
+        case OPT_POSITIONS: o->positions = optarg; break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             exit(0);

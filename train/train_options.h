@@ -21,6 +21,7 @@ typedef struct train_options {
     record_spec records;           /* --records, default "file" */
     const char *out;               /* --out MODEL.ckpt */
     const char *model_path;        /* --model (with --eval) */
+    const char *positions;         /* --positions FILE (with --eval), NULL = none */
     const char *labels, *labels_where;
     double labels_where_seconds;   /* --labels-where-seconds, default 60 */
     int labels_hard;

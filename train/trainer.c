@@ -244,7 +244,7 @@ static int maybe_eval(train_run *r, long step, metrics_step *ms)
     if (!r->eval.n || (step % o->eval_every && step != r->total_steps))
         return 0;
     eval_result e;
-    TRY(eval_windows(r->m, r->obj, r->max_rows, &r->eval, true, &e));
+    TRY(eval_windows(r->m, r->obj, r->max_rows, &r->eval, true, NULL, &e));
     ms->has_eval = 1;
     ms->eval_loss = e.loss;
     if (!isfinite(e.loss))
