@@ -140,8 +140,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ $(LIB) $(PKG_LIBS) -lcmocka -o $@
 
-# test_golden decodes the train state inside resume checkpoints.
-$(BUILD)/tests/test_golden: $(BUILD)/obj/train/train_state.o
+# test_golden decodes the train state inside resume checkpoints and writes
+# the lines of train's --positions file.
+$(BUILD)/tests/test_golden: $(BUILD)/obj/train/train_state.o $(BUILD)/obj/train/positions.o
 # test_wide_vocab also tests train's label_reader, so it links its objects.
 $(BUILD)/tests/test_wide_vocab: $(BUILD)/obj/tests/test_wide_vocab.o $(BUILD)/obj/train/label_reader.o \
                                 $(BUILD)/obj/train/targets.o \

@@ -3,7 +3,8 @@
  * soft-label blobs top-k v1, top-k v3 and sampled v2 (schemas/softlabel.md),
  * checkpoint format 1 with and without its optional sections, the train
  * state inside it (schemas/checkpoint.md, train/train_state.h) and the
- * tokenizer blob (schemas/tokenizer.md). Each is decoded and every decoded
+ * tokenizer blob (schemas/tokenizer.md), and the per-position file of
+ * train --eval --positions (schemas/positions.md). Each is decoded and every decoded
  * value checked against the values written here; the formats the current
  * writers produce are written again from those values and must give the same
  * bytes. A failure means files written before would stop loading, or the
@@ -15,12 +16,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include "../train/positions.h"
 #include "../train/train_state.h"
 #include "base/bytes.h"
 #include "base/fileio.h"
@@ -398,6 +401,78 @@ static void test_checkpoint_train_state_v2(void **state)
     free(file);
 }
 
+/* ---- per-position file ---- */
+
+/* The lines of positions_v1.tsv as the schema reads them: the statistics of
+ * five logits rows of V = 6 (tests/golden/README.md). */
+static const positions_line golden_positions[5] = {
+    {0, 0, 0, 0.619617, 0, 0.53815, 1.33418},
+    {0, 1, 5, 1.27725, 2, 0.459667, 1.37119},
+    {0, 2, 2, 8.0633e-05, 2, 0.999919, 0.000937893},
+    {1, 0, 3, 1.79176, 0, 0.166667, 1.79176},
+    {1, 1, 1, 9.52421, 0, 0.592025, 0.864206},
+};
+
+/* One field of a line at *p: digits (an integer, *i) or a non-negative
+ * decimal number (*x), then sep; *p moves past sep. */
+static void positions_field(const char **p, char sep, long long *i, double *x)
+{
+    char *end;
+    assert_true(isdigit((unsigned char)**p));
+    if (i)
+        *i = strtoll(*p, &end, 10);
+    else
+        *x = strtod(*p, &end);
+    assert_true(end > *p && *end == sep);
+    *p = end + 1;
+}
+
+/* Version 1: the header line, then per line seven tab-separated fields, read
+ * to the values above; the statistics are those of a softmax (p(target) <=
+ * top1_prob, equal when target is top1). positions_format writes the file
+ * again byte for byte. */
+static void test_positions_v1(void **state)
+{
+    (void)state;
+    static const char header[] = "window\tposition\ttarget\tnll\ttop1\ttop1_prob\tentropy\n";
+    assert_string_equal(POSITIONS_HEADER, header);
+    assert_int_equal(positions_file_is_ours("tests/golden/positions_v1.tsv"), 1);
+    size_t len;
+    unsigned char *file = golden("positions_v1.tsv", &len);
+    assert_true(len > strlen(header));
+    assert_memory_equal(file, header, strlen(header));
+    const char *p = (const char *)file + strlen(header);
+    char again[1024];
+    size_t n = (size_t)snprintf(again, sizeof again, "%s", header);
+    for (int k = 0; k < 5; k++) {
+        const positions_line *want = &golden_positions[k];
+        long long window, position, target, top1;
+        double nll, top1_prob, entropy;
+        positions_field(&p, '\t', &window, NULL);
+        positions_field(&p, '\t', &position, NULL);
+        positions_field(&p, '\t', &target, NULL);
+        positions_field(&p, '\t', NULL, &nll);
+        positions_field(&p, '\t', &top1, NULL);
+        positions_field(&p, '\t', NULL, &top1_prob);
+        positions_field(&p, '\n', NULL, &entropy);
+        assert_true(window == (long long)want->window && position == want->position);
+        assert_true(target == want->target && top1 == want->top1);
+        assert_true(nll == want->nll && top1_prob == want->top1_prob && entropy == want->entropy);
+        assert_true(top1_prob > 0 && top1_prob <= 1 && entropy >= 0);
+        assert_true(nll >= -log(top1_prob) - 1e-5);
+        if (target == top1)
+            assert_true(fabs(nll + log(top1_prob)) < 1e-5);
+        char line[POSITIONS_LINE_MAX];
+        int line_len = positions_format(want, line);
+        assert_true(n + (size_t)line_len < sizeof again);
+        memcpy(again + n, line, (size_t)line_len);
+        n += (size_t)line_len;
+    }
+    assert_true(p == (const char *)file + len);
+    assert_same_bytes((const unsigned char *)again, n, file, len);
+    free(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_v1),
         cmocka_unit_test(test_checkpoint_v1_resume),
         cmocka_unit_test(test_checkpoint_train_state_v2),
+        cmocka_unit_test(test_positions_v1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
