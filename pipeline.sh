@@ -281,7 +281,7 @@ for seed in $(seq 1 "$seeds"); do
 done
 for m in "${models[@]}"; do
     run_stage "eval-$m" 2 "$work/$m.ckpt" "$d/test.tar" build/train --eval --model "$work/$m.ckpt" --input "$d/test.tar" \
-        --json "${threads_arg[@]}"
+        --positions "$work/eval-$m.tsv" --json "${threads_arg[@]}"
 done
 
 # ---- report ------------------------------------------------------------------
@@ -339,6 +339,55 @@ pgr_summary() { # VARIANT
     echo '```'
     echo
     echo "Commands: [commands.sh](commands.sh). Loss curves: ![loss curves](curves.png)"
+} >>"$report"
+
+# ---- where the gap lies ------------------------------------------------------
+# The test tokens binned by the teacher's own top-1 probability (the
+# --positions files line up token by token, schemas/positions.md): per bin
+# the mean loss of each model (students: mean over seeds), the bin's share of
+# the teacher-ceiling gap and each variant's PGR within the bin. It shows
+# where the teacher's labels carry what the ceiling learns from real tokens.
+bins=5
+bin_counts() { # -> the number of test tokens per bin
+    awk -F'\t' -v nb="$bins" 'NR > 1 { b = int($6 * nb); n[b < nb ? b : nb - 1]++ }
+        END { for (b = 0; b < nb; b++) printf "%s%d", b ? " " : "", n[b]; print "" }' "$work/eval-teacher.tsv"
+}
+bin_means() { # RUN: mean test loss per bin, over the seeds for a student
+    local files=("$work/eval-$1.tsv")
+    if [[ $1 != teacher ]]; then
+        files=()
+        for seed in $(seq 1 "$seeds"); do files+=("$work/eval-$1-s$seed.tsv"); done
+    fi
+    for f in "${files[@]}"; do
+        paste "$work/eval-teacher.tsv" "$f" | awk -F'\t' -v nb="$bins" 'NR > 1 { b = int($6 * nb); b = b < nb ? b : nb - 1
+            s[b] += $11; n[b]++ } END { for (b = 0; b < nb; b++) printf "%s%.6f", b ? " " : "", n[b] ? s[b] / n[b] : 0; print "" }'
+    done | awk '{ for (i = 1; i <= NF; i++) s[i] += $i; k = NF }
+        END { for (i = 1; i <= k; i++) printf "%s%.4f", (i > 1 ? " " : ""), s[i] / NR; print "" }'
+}
+gap_runs=(teacher baseline "${variants[@]}" ceiling)
+for r in "${gap_runs[@]}"; do echo "$r $(bin_means "$r")"; done >"$report_dir/gap.dat"
+{
+    echo
+    echo "Where the teacher-ceiling gap lies: test tokens by the teacher's top-1 probability;"
+    echo "mean test loss per bin (students: mean over seeds), the bin's share of the gap"
+    echo "(tokens x (teacher - ceiling) over the total) and each variant's PGR within the bin."
+    echo
+    printf '| teacher top-1 | tokens |'; printf ' %s |' "${gap_runs[@]}"; printf ' gap share |'
+    for v in "${variants[@]}"; do printf ' PGR %s |' "$v"; done; echo
+    printf '|---|---|'; for _ in "${gap_runs[@]}" gap "${variants[@]}"; do printf -- '---|'; done; echo
+    awk -v nb="$bins" -v counts="$(bin_counts)" -v nv="${#variants[@]}" '
+        { for (b = 1; b <= nb; b++) m[NR, b] = $(b + 1); rows = NR }
+        END { split(counts, n, " ")
+              for (b = 1; b <= nb; b++) { gap[b] = m[1, b] - m[rows, b]; total += n[b] * gap[b]; all += n[b] }
+              for (b = 1; b <= nb; b++) {
+                  printf "| %.1f-%.1f | %.1f%% |", (b - 1) / nb, b / nb, 100 * n[b] / all
+                  if (!n[b]) { for (r = 0; r <= rows + nv; r++) printf " - |"; print ""; continue }
+                  for (r = 1; r <= rows; r++) printf " %.4f |", m[r, b]
+                  printf " %.1f%% |", total ? 100 * n[b] * gap[b] / total : 0
+                  for (v = 3; v < 3 + nv; v++) printf " %.2f |", gap[b] ? (m[1, b] - m[v, b]) / gap[b] : 0
+                  print "" } }' "$report_dir/gap.dat"
+    echo
+    echo "Loss by the teacher's confidence: ![gap](gap.png)"
 } >>"$report"
 
 # ---- plot -----------------------------------------------------------------
@@ -412,6 +461,29 @@ plot $(IFS=,; echo "${eval_plots[*]}"), \
     $teacher_ref with lines dt 2 lw 1.5 lc rgb 'black' title 'teacher final', \
     $ceiling_ref with lines dt 3 lw 1.5 lc rgb '$ceiling_colour' title 'ceiling final'
 unset multiplot
+EOF
+    # gap.dat transposed: one line per bin, its centre, then every run's loss
+    awk -v nb="$bins" '{ for (b = 1; b <= nb; b++) m[NR, b] = $(b + 1); rows = NR }
+        END { split(counts, n, " ")
+              for (b = 1; b <= nb; b++) if (n[b]) { printf "%g", (b - 0.5) / nb
+                  for (r = 1; r <= rows; r++) printf " %s", m[r, b]; print "" } }' \
+        counts="$(bin_counts)" "$report_dir/gap.dat" >"$report_dir/gap.bins.dat"
+    gap_plots=()
+    for i in "${!gap_runs[@]}"; do
+        c=black
+        ((i > 0)) && c=${colours[$(((i - 1) % ${#colours[@]}))]}
+        gap_plots+=("'$report_dir/gap.bins.dat' using 1:$((i + 2)) with linespoints lw 2 pt 7 lc rgb '$c' title '${gap_runs[$i]}'")
+    done
+    gnuplot <<EOF || echo "pipeline.sh: gnuplot failed; report has no gap plot" >&2
+set terminal pngcairo size 900,560 font ',11'
+set output '$report_dir/gap.png'
+set title "test loss by the teacher's top-1 probability (students: mean over $seeds seed(s))"
+set grid lc rgb '#dddddd'
+set xlabel "teacher's top-1 probability (centre of a bin of width 1/$bins)"
+set ylabel 'mean test loss (nats/token)'
+set key top right
+set xrange [0:1]
+plot $(IFS=,; echo "${gap_plots[*]}")
 EOF
 fi
 
