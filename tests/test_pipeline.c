@@ -47,10 +47,18 @@ static void test_quick_pipeline(void **state)
     size_t len;
     assert_int_equal(file_read_all(report, &text, &len), 0);
     const char *want[] = {"| model | params | test loss", "| teacher |", "| baseline-s1 |",
-                          "| w2s-s1 |", "| ceiling-s1 |", "PGR"};
+                          "| w2s-s1 |", "| ceiling-s1 |", "PGR",
+                          "| teacher top-1 | tokens | teacher | baseline | w2s | ceiling | gap share |",
+                          "| 0.0-0.2 |", "![gap](gap.png)"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         assert_non_null(strstr((const char *)text, want[i]));
     free(text);
+    /* both plots, beside the report (gnuplot is one of the pipeline's packages) */
+    char *slash = strrchr(report, '/');
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(slash + 1, sizeof report - (size_t)(slash + 1 - report), "%s", i ? "gap.png" : "curves.png");
+        assert_int_equal(file_exists(report), 1);
+    }
 
     /* A rerun does nothing; a retrained teacher (another step count) makes
      * its labels, the students and the evaluations run again even where
