@@ -365,6 +365,7 @@ bin_means() { # RUN: mean test loss per bin, over the seeds for a student
         END { for (i = 1; i <= k; i++) printf "%s%.4f", (i > 1 ? " " : ""), s[i] / NR; print "" }'
 }
 gap_runs=(teacher baseline "${variants[@]}" ceiling)
+bin_tokens=$(bin_counts)
 for r in "${gap_runs[@]}"; do echo "$r $(bin_means "$r")"; done >"$report_dir/gap.dat"
 {
     echo
@@ -375,7 +376,7 @@ for r in "${gap_runs[@]}"; do echo "$r $(bin_means "$r")"; done >"$report_dir/ga
     printf '| teacher top-1 | tokens |'; printf ' %s |' "${gap_runs[@]}"; printf ' gap share |'
     for v in "${variants[@]}"; do printf ' PGR %s |' "$v"; done; echo
     printf '|---|---|'; for _ in "${gap_runs[@]}" gap "${variants[@]}"; do printf -- '---|'; done; echo
-    awk -v nb="$bins" -v counts="$(bin_counts)" -v nv="${#variants[@]}" '
+    awk -v nb="$bins" -v counts="$bin_tokens" -v nv="${#variants[@]}" '
         { for (b = 1; b <= nb; b++) m[NR, b] = $(b + 1); rows = NR }
         END { split(counts, n, " ")
               for (b = 1; b <= nb; b++) { gap[b] = m[1, b] - m[rows, b]; total += n[b] * gap[b]; all += n[b] }
@@ -467,7 +468,7 @@ EOF
         END { split(counts, n, " ")
               for (b = 1; b <= nb; b++) if (n[b]) { printf "%g", (b - 0.5) / nb
                   for (r = 1; r <= rows; r++) printf " %s", m[r, b]; print "" } }' \
-        counts="$(bin_counts)" "$report_dir/gap.dat" >"$report_dir/gap.bins.dat"
+        counts="$bin_tokens" "$report_dir/gap.dat" >"$report_dir/gap.bins.dat"
     gap_plots=()
     for i in "${!gap_runs[@]}"; do
         c=black
