@@ -475,16 +475,32 @@ EOF
         ((i > 0)) && c=${colours[$(((i - 1) % ${#colours[@]}))]}
         gap_plots+=("'$report_dir/gap.bins.dat' using 1:$((i + 2)) with linespoints lw 2 pt 7 lc rgb '$c' title '${gap_runs[$i]}'")
     done
+    # The second panel is the figure's point: a PGR that is flat across the
+    # bins says the student closes the same share of the gap wherever the
+    # teacher stands, so trusting confident positions more cannot raise it.
+    teacher_col=2 ceiling_col=$((${#gap_runs[@]} + 1))
+    pgr_plots=()
+    for ((i = 2; i < ${#gap_runs[@]} - 1; i++)); do
+        c=${colours[$(((i - 1) % ${#colours[@]}))]}
+        pgr_plots+=("'$report_dir/gap.bins.dat' using 1:((\$$teacher_col - \$$((i + 2))) / (\$$teacher_col - \$$ceiling_col)) with linespoints lw 2 pt 7 lc rgb '$c' title '${gap_runs[$i]}'")
+    done
     gnuplot <<EOF || echo "pipeline.sh: gnuplot failed; report has no gap plot" >&2
-set terminal pngcairo size 900,560 font ',11'
+set terminal pngcairo size 1400,560 font ',11'
 set output '$report_dir/gap.png'
-set title "test loss by the teacher's top-1 probability (students: mean over $seeds seed(s))"
+set multiplot layout 1,2 title "test tokens by the teacher's top-1 probability (students: mean over $seeds seed(s))"
 set grid lc rgb '#dddddd'
 set xlabel "teacher's top-1 probability (centre of a bin of width 1/$bins)"
-set ylabel 'mean test loss (nats/token)'
-set key top right
 set xrange [0:1]
+set key top right
+set title 'mean test loss per bin'
+set ylabel 'mean test loss (nats/token)'
 plot $(IFS=,; echo "${gap_plots[*]}")
+set title 'PGR within each bin: (teacher - student) / (teacher - ceiling)'
+set ylabel 'PGR'
+set yrange [0:1]
+set key bottom right
+plot $(IFS=,; echo "${pgr_plots[*]}")
+unset multiplot
 EOF
 fi
 
