@@ -348,8 +348,10 @@ pgr_summary() { # VARIANT
 # the teacher-ceiling gap and each variant's PGR within the bin. It shows
 # where the teacher's labels carry what the ceiling learns from real tokens.
 bins=5
+# shellcheck disable=SC2016 # an awk fragment, expanded by awk
+bin_of='b = int($6 * nb); b = b < nb ? b : nb - 1' # awk: field 6, the teacher's top-1, to its bin
 bin_counts() { # -> the number of test tokens per bin
-    awk -F'\t' -v nb="$bins" 'NR > 1 { b = int($6 * nb); n[b < nb ? b : nb - 1]++ }
+    awk -F'\t' -v nb="$bins" "NR > 1 { $bin_of; n[b]++ }"'
         END { for (b = 0; b < nb; b++) printf "%s%d", b ? " " : "", n[b]; print "" }' "$work/eval-teacher.tsv"
 }
 bin_means() { # RUN: mean test loss per bin, over the seeds for a student
@@ -359,8 +361,7 @@ bin_means() { # RUN: mean test loss per bin, over the seeds for a student
         for seed in $(seq 1 "$seeds"); do files+=("$work/eval-$1-s$seed.tsv"); done
     fi
     for f in "${files[@]}"; do
-        paste "$work/eval-teacher.tsv" "$f" | awk -F'\t' -v nb="$bins" 'NR > 1 { b = int($6 * nb); b = b < nb ? b : nb - 1
-            s[b] += $11; n[b]++ } END { for (b = 0; b < nb; b++) printf "%s%.6f", b ? " " : "", n[b] ? s[b] / n[b] : 0; print "" }'
+        paste "$work/eval-teacher.tsv" "$f" | awk -F'\t' -v nb="$bins" "NR > 1 { $bin_of; s[b] += \$11; n[b]++ }"' END { for (b = 0; b < nb; b++) printf "%s%.6f", b ? " " : "", n[b] ? s[b] / n[b] : 0; print "" }'
     done | awk '{ for (i = 1; i <= NF; i++) s[i] += $i; k = NF }
         END { for (i = 1; i <= k; i++) printf "%s%.4f", (i > 1 ? " " : ""), s[i] / NR; print "" }'
 }
@@ -443,11 +444,12 @@ if command -v gnuplot >/dev/null; then
             awk 'NF { if (!n++ || $1 < lo) lo = $1; if (n == 1 || $1 > hi) hi = $1 }
                  END { d = hi - lo + 1e-3; printf "[%g:%g]", lo - 0.05 * d, hi + 0.35 * d }'
     }
+    two_panels() { # PNG TITLE: gnuplot's opening of a figure of two panels side by side
+        printf '%s\n' "set terminal pngcairo size 1400,560 font ',11'" "set output '$1'" \
+            "set multiplot layout 1,2 title \"$2\"" "set grid lc rgb '#dddddd'"
+    }
     gnuplot <<EOF || echo "pipeline.sh: gnuplot failed; report has no plot" >&2
-set terminal pngcairo size 1400,560 font ',11'
-set output '$report_dir/curves.png'
-set multiplot layout 1,2 title 'w2s $stamp: mean over $seeds seed(s), shaded: min-max across seeds'
-set grid lc rgb '#dddddd'
+$(two_panels "$report_dir/curves.png" "w2s $stamp: mean over $seeds seed(s), shaded: min-max across seeds")
 set xlabel 'step'
 set ylabel 'loss (nats/token)'
 set key top right horizontal maxcols 2 samplen 2
@@ -469,26 +471,21 @@ EOF
               for (b = 1; b <= nb; b++) if (n[b]) { printf "%g", (b - 0.5) / nb
                   for (r = 1; r <= rows; r++) printf " %s", m[r, b]; print "" } }' \
         counts="$bin_tokens" "$report_dir/gap.dat" >"$report_dir/gap.bins.dat"
-    gap_plots=()
-    for i in "${!gap_runs[@]}"; do
-        c=black
-        ((i > 0)) && c=${colours[$(((i - 1) % ${#colours[@]}))]}
-        gap_plots+=("'$report_dir/gap.bins.dat' using 1:$((i + 2)) with linespoints lw 2 pt 7 lc rgb '$c' title '${gap_runs[$i]}'")
-    done
     # The second panel is the figure's point: a PGR that is flat across the
     # bins says the student closes the same share of the gap wherever the
     # teacher stands, so trusting confident positions more cannot raise it.
     teacher_col=2 ceiling_col=$((${#gap_runs[@]} + 1))
-    pgr_plots=()
-    for ((i = 2; i < ${#gap_runs[@]} - 1; i++)); do
-        c=${colours[$(((i - 1) % ${#colours[@]}))]}
-        pgr_plots+=("'$report_dir/gap.bins.dat' using 1:((\$$teacher_col - \$$((i + 2))) / (\$$teacher_col - \$$ceiling_col)) with linespoints lw 2 pt 7 lc rgb '$c' title '${gap_runs[$i]}'")
+    gap_plots=() pgr_plots=()
+    for i in "${!gap_runs[@]}"; do
+        c=black
+        ((i > 0)) && c=${colours[$(((i - 1) % ${#colours[@]}))]}
+        style="with linespoints lw 2 pt 7 lc rgb '$c' title '${gap_runs[$i]}'"
+        gap_plots+=("'$report_dir/gap.bins.dat' using 1:$((i + 2)) $style")
+        ((i >= 2 && i < ${#gap_runs[@]} - 1)) &&
+            pgr_plots+=("'$report_dir/gap.bins.dat' using 1:((\$$teacher_col - \$$((i + 2))) / (\$$teacher_col - \$$ceiling_col)) $style")
     done
     gnuplot <<EOF || echo "pipeline.sh: gnuplot failed; report has no gap plot" >&2
-set terminal pngcairo size 1400,560 font ',11'
-set output '$report_dir/gap.png'
-set multiplot layout 1,2 title "test tokens by the teacher's top-1 probability (students: mean over $seeds seed(s))"
-set grid lc rgb '#dddddd'
+$(two_panels "$report_dir/gap.png" "test tokens by the teacher's top-1 probability (students: mean over $seeds seed(s))")
 set xlabel "teacher's top-1 probability (centre of a bin of width 1/$bins)"
 set xrange [0:1]
 set key top right
